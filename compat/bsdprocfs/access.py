@@ -1,0 +1,83 @@
+"""p_cansee and p_candebug (sys/kern/kern_prot.c) for a given reader.
+
+The daemon may run as root while its callers do not, so every rule takes
+the *reader's* credentials explicitly instead of trusting our own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import EPERM, ESRCH
+from .records import ProcIdentity
+
+
+@dataclass(frozen=True)
+class Reader:
+    """The thread doing the filesystem operation (FreeBSD td_ucred + its pid)."""
+
+    pid: int
+    uid: int                   # effective uid (cr_uid)
+    gid: int                   # effective gid
+    groups: tuple[int, ...] = ()
+
+    @classmethod
+    def current(cls) -> Reader:
+        return cls(os.getpid(), os.geteuid(), os.getegid(), tuple(os.getgroups()))
+
+    @property
+    def privileged(self) -> bool:
+        return self.uid == 0
+
+    def groupmember(self, gid: int) -> bool:
+        return gid == self.gid or gid in self.groups
+
+
+@dataclass(frozen=True)
+class Policy:
+    """security.bsd.* knobs that p_cansee honours (FreeBSD defaults: all 1)."""
+
+    see_other_uids: bool = True
+    see_other_gids: bool = True
+
+
+DEFAULT_POLICY = Policy()
+
+
+def p_cansee(reader: Reader, target: ProcIdentity, policy: Policy = DEFAULT_POLICY) -> int:
+    """0 if the reader may see the target, else ESRCH (cr_canseeotheruids/gids)."""
+    if reader.privileged or reader.pid == target.pid:
+        return 0
+    c = target.creds
+    if not policy.see_other_uids and reader.uid != c.ruid:
+        return ESRCH
+    if not policy.see_other_gids and not any(
+            reader.groupmember(g) for g in (c.rgid, c.egid, *c.groups)):
+        return ESRCH
+    return 0
+
+
+def p_candebug(reader: Reader, target: ProcIdentity, policy: Policy = DEFAULT_POLICY) -> int:
+    """0 if the reader may debug the target, else the FreeBSD errno (EPERM/ESRCH).
+
+    Mirrors kern_prot.c: the target's uids must all equal the reader's euid and
+    its gids be a subset of the reader's groups, and a P_SUGID target needs
+    privilege, as does any difference; root passes.
+    """
+    if reader.pid == target.pid:
+        return 0
+    err = p_cansee(reader, target, policy)
+    if err:
+        return err
+    if reader.privileged:
+        return 0
+    c = target.creds
+    grpsubset = (all(reader.groupmember(g) for g in (c.egid, *c.groups))
+                 and reader.groupmember(c.rgid) and reader.groupmember(c.sgid))
+    uidsubset = reader.uid == c.euid == c.suid == c.ruid
+    if not (grpsubset and uidsubset):
+        return EPERM
+    if target.sugid:
+        return EPERM
+    return 0

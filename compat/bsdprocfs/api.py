@@ -1,0 +1,100 @@
+"""The public API: ``ProcFS`` answers like a FreeBSD /proc would.
+
+Every call takes an optional ``reader`` (the credentials of the process doing
+the operation); by default it is this process, so ``curproc`` is ``os.getpid()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .access import DEFAULT_POLICY, Policy, Reader
+from .backends import get_backend
+from .errors import EINVAL, fail
+from .nodes import module_for
+from .profiles import Profile, get_profile
+from .tree import LINK, Attr, Handle, ProcTree
+
+Pid = int | str
+
+
+class ProcFS:
+    """FreeBSD procfs over the host's process facts.
+
+    backend: "auto" (the host's), "linux" or "freebsd"; root: the source /proc
+    (a native FreeBSD procfs, or a Linux /proc for the linux backend).
+    """
+
+    def __init__(self, backend: str = "auto", profile: str | Profile = "compat",
+                 root: str | None = None, policy: Policy = DEFAULT_POLICY,
+                 fast_map: bool = False) -> None:
+        self.backend = get_backend(backend, root)
+        self.profile = get_profile(profile)
+        self.tree = ProcTree(self.backend, self.profile, policy, fast_map=fast_map)
+
+    @staticmethod
+    def _reader(reader: Reader | None) -> Reader:
+        return reader or Reader.current()
+
+    def _pid(self, pid: Pid, reader: Reader) -> int:
+        return self.tree.resolve(pid, reader)
+
+    def open(self, pid: Pid, node: str, mode: str = "r", reader: Reader | None = None) -> Handle:
+        """An open handle; mode "r", "w" or "rw" (vaccess decides, like open(2))."""
+        r = self._reader(reader)
+        if mode not in ("r", "w", "rw"):
+            raise ValueError("mode must be 'r', 'w' or 'rw'")
+        return self.tree.open(self._pid(pid, r), node, r, read="r" in mode, write="w" in mode)
+
+    def read(self, pid: Pid, node: str, offset: int = 0, size: int = -1,
+             reader: Reader | None = None) -> bytes:
+        """The node's bytes; for the file/exe symlinks, the link text."""
+        r = self._reader(reader)
+        n = self.tree.node(node, pid)
+        if n.kind == LINK:
+            return self.readlink(pid, node, r).encode("utf-8", "surrogateescape")
+        return self.open(pid, node, "r", r).read(size, offset)
+
+    def write(self, pid: Pid, node: str, data: bytes, offset: int = 0,
+              reader: Reader | None = None) -> int:
+        r = self._reader(reader)
+        return self.open(pid, node, "w", r).write(bytes(data), offset)
+
+    def readlink(self, pid: Pid, node: str | None = None, reader: Reader | None = None) -> str:
+        """readlink of curproc/self (pid given as that name, node None) or of file/exe."""
+        r = self._reader(reader)
+        if node is None:
+            if pid in ("curproc", "self"):
+                return self.tree.readlink([str(pid)], r)
+            raise fail(EINVAL, pid, None, "a process directory is not a symbolic link")
+        return self.tree.readlink([str(self._pid(pid, r)), node], r)
+
+    def listdir(self, pid: Pid | None = None, reader: Reader | None = None) -> list[str]:
+        """Directory entries in pseudofs order, without '.' and '..'."""
+        r = self._reader(reader)
+        names = (self.tree.list_root(r) if pid is None
+                 else self.tree.list_pid(self._pid(pid, r), r))
+        return names[2:]
+
+    def stat(self, pid: Pid | None = None, node: str | None = None,
+             reader: Reader | None = None) -> Attr:
+        r = self._reader(reader)
+        if pid is None:
+            return self.tree.getattr([], r)
+        if node is None and pid in ("curproc", "self") and self.tree.profile.has_self_exe \
+                or (node is None and pid == "curproc"):
+            return self.tree.getattr([str(pid)], r)
+        parts = [str(self._pid(pid, r))] + ([node] if node else [])
+        return self.tree.getattr(parts, r)
+
+    def record(self, pid: Pid, node: str, reader: Reader | None = None) -> Any:
+        """The parsed record of a node (status carries the ProcExtras extension)."""
+        r = self._reader(reader)
+        p_int = self._pid(pid, r)
+        n, p = self.tree.lookup(p_int, node, r)
+        if node in ("status", "cmdline", "rlimit", "etype", "osrel", "file", "exe"):
+            return self.tree.record(n, p)
+        return module_for(node).parse(self.read(p_int, node, reader=r), self.profile)
+
+    def pids(self, reader: Reader | None = None) -> list[int]:
+        return [int(n) for n in self.listdir(None, reader) if n.isdigit()]

@@ -1,0 +1,555 @@
+"""Facts about Linux processes, from /proc, for FreeBSD records.
+
+Hot paths use os.open/os.read (2x cheaper than open()) and read each file at
+most once per operation; see linux-mapping.md for every source choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import elf
+from ..errors import EACCES, EIO, ENOENT, EPERM, ESRCH, fail
+from ..profiles import RLIMIT_IDENTS
+from ..records import (
+    RLIM_INFINITY,
+    CmdlineRecord,
+    Credentials,
+    EtypeRecord,
+    FileRecord,
+    MapEntry,
+    MapRecord,
+    OsrelRecord,
+    ProcExtras,
+    ProcIdentity,
+    Rlimit,
+    RlimitRecord,
+    StatusRecord,
+    TimeVal,
+)
+from ..wmesg import wmesg_for
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+PF_EXITING = 0x00000004
+PF_KTHREAD = 0x00200000
+MAXCOMLEN = 19
+_READ = os.O_RDONLY | os.O_CLOEXEC
+
+
+def _read(path: str, size: int = 65536) -> bytes:
+    """Whole small /proc file with one or more os.read calls."""
+    fd = os.open(path, _READ)
+    try:
+        data = os.read(fd, size)
+        if len(data) < size:
+            return data
+        chunks = [data]
+        while True:
+            more = os.read(fd, 1 << 20)
+            if not more:
+                return b"".join(chunks)
+            chunks.append(more)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class LinuxProc:
+    """One snapshot of a pid: stat and status read once, other files on demand."""
+
+    pid: int
+    comm: bytes
+    f: list[bytes]                       # stat fields after the last ')'
+    status: bytes
+    ident: ProcIdentity
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        return chr(self.f[0][0])
+
+    def num(self, i: int) -> int:
+        return int(self.f[i])
+
+    def status_field(self, key: bytes) -> bytes:
+        i = self.status.find(b"\n" + key + b":")
+        if i < 0:
+            return b""
+        j = self.status.find(b"\n", i + 1)
+        return self.status[i + len(key) + 2: j if j >= 0 else None].strip()
+
+
+_LIMITS_ROWS = {
+    b"Max cpu time": "cpu", b"Max file size": "fsize", b"Max data size": "data",
+    b"Max stack size": "stack", b"Max core file size": "core", b"Max resident set": "rss",
+    b"Max locked memory": "memlock", b"Max processes": "nproc", b"Max open files": "nofile",
+    b"Max address space": "vmem",
+}
+
+
+class LinuxBackend:
+    """Linux /proc as the source; ``root`` lets tests point it at another procfs mount."""
+
+    name = "linux"
+
+    def __init__(self, root: str = "/proc") -> None:
+        self.root = root
+        self._boot_ns = self._boottime_ns()
+        self._tty_names: dict[int, str] = {}
+        self._brands: dict[tuple[int, int, int], elf.ElfBrand] = {}
+        self._osrel: dict[tuple[int, int], int] = {}
+        self._hostnames: dict[int, tuple[float, str]] = {}
+        self._own_uts = self._uts_ino("self")
+        self._lock = threading.Lock()
+        self._debugger: Any = None
+
+    # ---------------------------------------------------------------- lookup
+    def pids(self) -> list[int]:
+        """Candidate pids, newest first (FreeBSD walks allproc from its head)."""
+        return sorted((int(n) for n in os.listdir(self.root) if n.isdigit()), reverse=True)
+
+    def lookup(self, pid: int) -> LinuxProc:
+        """A live, non-zombie process whose pid is a thread-group id, else ENOENT."""
+        base = f"{self.root}/{pid}"
+        try:
+            st = _read(base + "/stat", 1024)
+            status = _read(base + "/status", 4096)
+            owner = os.stat(base)
+        except (FileNotFoundError, ProcessLookupError):
+            raise fail(ENOENT, pid, None, "no such process") from None
+        except PermissionError:
+            raise fail(ENOENT, pid, None, "not visible") from None
+        lp = st.index(b"(")
+        rp = st.rindex(b")")
+        f = st[rp + 2:].split()
+        comm = st[lp + 1:rp]
+        flags = int(f[6])
+        state = f[0][:1]
+        if state in (b"Z", b"X", b"x") or flags & PF_EXITING:
+            raise fail(ENOENT, pid, None, "process is exiting or a zombie")
+        p = LinuxProc(pid, comm, f, b"\n" + status, None)  # type: ignore[arg-type]
+        if p.status_field(b"Tgid") != str(pid).encode():
+            raise fail(ENOENT, pid, None, "a thread id, not a process id")
+        uid = [int(x) for x in p.status_field(b"Uid").split()]
+        gid = [int(x) for x in p.status_field(b"Gid").split()]
+        groups = tuple(int(x) for x in p.status_field(b"Groups").split())
+        creds = Credentials(uid[0], uid[1], uid[2], gid[0], gid[1], gid[2], groups)
+        system = bool(flags & PF_KTHREAD)
+        # P_SUGID has no Linux twin: set-id state shows as differing r/e/s ids, and a
+        # credential change clears "dumpable", which makes /proc/PID root-owned.
+        sugid = (not system and (len({*uid[:3]}) > 1 or len({*gid[:3]}) > 1
+                 or (owner.st_uid, owner.st_gid) != (uid[1], gid[1])))
+        p.ident = ProcIdentity(pid, creds, system, sugid, False, int(f[19]))
+        return p
+
+    def alive(self, pid: int, start_ticks: int) -> bool:
+        """Is the process an open handle refers to still the same and visible?"""
+        try:
+            return self.lookup(pid).ident.start_ticks == start_ticks
+        except OSError:
+            return False
+
+    # ---------------------------------------------------------------- status
+    @staticmethod
+    def _boottime_ns() -> int:
+        return time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+    def boot_ns(self) -> int:
+        """realtime - CLOCK_BOOTTIME (never btime: 0.63 s off here), steady unless the
+        clock is stepped by more than 1 ms, as FreeBSD's boottime follows steps."""
+        now = self._boottime_ns()
+        if abs(now - self._boot_ns) > 1_000_000:
+            self._boot_ns = now
+        return self._boot_ns
+
+    def tty_name(self, dev: int) -> str | None:
+        if dev == 0:
+            return None
+        major, minor = os.major(dev), os.minor(dev)
+        if major == 136:
+            return f"pts/{minor}"
+        name = self._tty_names.get(dev)
+        if name is None:
+            try:
+                ue = _read(f"/sys/dev/char/{major}:{minor}/uevent")
+                m = re.search(rb"^DEVNAME=(.*)$", ue, re.M)
+                name = m.group(1).decode() if m else None
+            except OSError:
+                name = None
+            if name is None:
+                name = self._scan_dev(dev)
+            if name is None:
+                return f"{major},{minor}"
+            self._tty_names[dev] = name     # only hits are cached: no stale misses
+        return name
+
+    @staticmethod
+    def _scan_dev(dev: int) -> str | None:
+        for d in ("/dev", "/dev/pts"):
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for n in names:
+                path = f"{d}/{n}"
+                try:
+                    if os.stat(path).st_rdev == dev:
+                        return path[5:]
+                except OSError:
+                    pass
+        return None
+
+    def _full_comm(self, p: LinuxProc) -> bytes:
+        """Rebuild FreeBSD's 19-byte p_comm from the 15-byte TASK_COMM_LEN cut."""
+        comm = p.comm
+        if len(comm) != 15 or p.ident.system:
+            return comm
+        for cand in (self._argv0(p), self._exe_base(p)):
+            if cand and cand.startswith(comm):
+                return cand[:MAXCOMLEN]
+        return comm
+
+    def _argv0(self, p: LinuxProc) -> bytes:
+        try:
+            args = self._cmdline_raw(p)
+        except OSError:
+            return b""
+        return os.path.basename(args.split(b"\0", 1)[0])
+
+    def _exe_base(self, p: LinuxProc) -> bytes:
+        try:
+            return os.path.basename(os.readlink(f"{self.root}/{p.pid}/exe").encode())
+        except OSError:
+            return b""
+
+    def _sid(self, p: LinuxProc) -> int:
+        """The session leader's pid, or 0 once the leader is gone (FreeBSD s_leader)."""
+        sid = p.num(3)
+        if sid in (0, p.pid):
+            return sid
+        try:
+            st = _read(f"{self.root}/{sid}/stat", 1024)
+        except OSError:
+            return 0
+        f = st[st.rindex(b")") + 2:].split()
+        if f[0][:1] in (b"Z", b"X") or int(f[3]) != sid:
+            return 0
+        return sid
+
+    def cpu_times(self, p: LinuxProc) -> tuple[TimeVal, TimeVal]:
+        """FreeBSD calcru: the precise runtime split by the tick ratio (u, s)."""
+        u, s = p.num(11), p.num(12)
+        tick_ns = 1_000_000_000 // CLK_TCK
+        try:
+            if p.num(17) == 1:
+                total = int(_read(f"{self.root}/{p.pid}/schedstat", 256).split()[0])
+            else:
+                tdir = f"{self.root}/{p.pid}/task"
+                total = 0
+                for t in os.listdir(tdir):
+                    try:
+                        total += int(_read(f"{tdir}/{t}/schedstat", 256).split()[0])
+                    except OSError:
+                        pass
+        except (OSError, ValueError, IndexError):
+            total = -1
+        lo = (u + s) * tick_ns
+        if total >= 0 and lo <= total < lo + 2 * tick_ns:
+            if u + s == 0:                      # calcru: no ticks -> all system time
+                return TimeVal(0, 0), TimeVal.from_ns(total)
+            ut = total * u // (u + s)
+            return TimeVal.from_ns(ut), TimeVal.from_ns(total - ut)
+        return TimeVal.from_ns(u * tick_ns), TimeVal.from_ns(s * tick_ns)
+
+    def wmesg(self, p: LinuxProc) -> str:
+        state = p.state
+        if state == "R":
+            return "nochan"
+        try:
+            sym = _read(f"{self.root}/{p.pid}/wchan", 256).decode("ascii", "replace")
+        except OSError:
+            sym = "0"
+        return wmesg_for(sym, state)
+
+    def _uts_ino(self, pid: int | str) -> int:
+        try:
+            return os.stat(f"{self.root}/{pid}/ns/uts").st_ino
+        except OSError:
+            return -1
+
+    def jail(self, p: LinuxProc) -> str | None:
+        """The UTS-namespace hostname when it differs from ours (approximates a jail)."""
+        if p.ident.system:
+            return None
+        ino = self._uts_ino(p.pid)
+        if ino in (-1, self._own_uts):
+            return None
+        now = time.monotonic()
+        hit = self._hostnames.get(ino)
+        if hit and now - hit[0] < 1.0:
+            return hit[1]
+        name = self._hostname_in(p.pid) or f"uts:{ino}"
+        name = name.replace(" ", "_") or f"uts:{ino}"
+        self._hostnames[ino] = (now, name)
+        return name
+
+    def _hostname_in(self, pid: int) -> str | None:
+        """setns(CLONE_NEWUTS) in a throw-away thread: uname() is per thread, and the
+        thread's namespace goes with it, so no other thread is ever affected."""
+        out: list[str] = []
+
+        def run() -> None:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            try:
+                fd = os.open(f"{self.root}/{pid}/ns/uts", _READ)
+            except OSError:
+                return
+            try:
+                if libc.setns(fd, 0x04000000) == 0:
+                    out.append(os.uname().nodename)
+            finally:
+                os.close(fd)
+
+        t = threading.Thread(target=run, name="bsdprocfs-uts", daemon=True)
+        t.start()
+        t.join(2.0)
+        return out[0] if out else None
+
+    def status(self, p: LinuxProc) -> StatusRecord:
+        f = p.f
+        c = p.ident.creds
+        tty_nr = int(f[4])
+        sid = self._sid(p)
+        utime, stime = self.cpu_times(p)
+        start_ns = self.boot_ns() + p.ident.start_ticks * (1_000_000_000 // CLK_TCK)
+        tracer = int(p.status_field(b"TracerPid") or 0)
+        extras = ProcExtras(
+            state={"t": "T", "I": "I", "W": "D", "P": "D", "K": "D"}.get(p.state, p.state),
+            tpgid=int(f[5]), nice=int(f[16]), nthreads=int(f[17]), traced=tracer != 0,
+            tracer=self._tgid(tracer) if tracer else 0, rss_pages=int(f[21]), vsz=int(f[20]),
+            system=p.ident.system, locked_pages=p.status_field(b"VmLck") not in (b"", b"0 kB"),
+            tty_dev=tty_nr, page_size=PAGE_SIZE, start_ticks=p.ident.start_ticks)
+        return StatusRecord(
+            comm=self._full_comm(p), pid=p.pid, ppid=int(f[1]), pgid=int(f[2]), sid=sid,
+            tty=self.tty_name(tty_nr), ctty=tty_nr != 0, sldr=int(f[3]) == p.pid,
+            start=TimeVal.from_ns(start_ns), utime=utime, stime=stime, wmesg=self.wmesg(p),
+            euid=c.euid, ruid=c.ruid, rgid=c.rgid, groups=(c.egid, *c.groups),
+            jail=self.jail(p), extras=extras)
+
+    def _tgid(self, tid: int) -> int:
+        """TracerPid is a thread id; FreeBSD names processes."""
+        try:
+            s = _read(f"{self.root}/{tid}/status", 4096)
+            m = re.search(rb"\nTgid:\s*(\d+)", s)
+            return int(m.group(1)) if m else tid
+        except OSError:
+            return tid
+
+    # --------------------------------------------------------------- cmdline
+    def _cmdline_raw(self, p: LinuxProc) -> bytes:
+        if "cmdline" not in p.cache:
+            p.cache["cmdline"] = _read(f"{self.root}/{p.pid}/cmdline")
+        data: bytes = p.cache["cmdline"]
+        return data
+
+    def cmdline(self, p: LinuxProc) -> CmdlineRecord:
+        if p.ident.system:
+            return CmdlineRecord(())
+        try:
+            raw = self._cmdline_raw(p)
+        except ProcessLookupError:
+            raise fail(EIO, p.pid, "cmdline", "process exited") from None
+        if not raw:
+            return CmdlineRecord(())
+        # setproctitle() may leave no final NUL; FreeBSD's p_args always has one.
+        body = raw[:-1] if raw.endswith(b"\0") else raw
+        return CmdlineRecord(tuple(body.split(b"\0")))
+
+    # ---------------------------------------------------------------- rlimit
+    def rlimit(self, p: LinuxProc) -> RlimitRecord:
+        try:
+            text = _read(f"{self.root}/{p.pid}/limits")
+        except OSError:
+            raise fail(EIO, p.pid, "rlimit", "limits unreadable") from None
+        vals: dict[str, tuple[int, int]] = {}
+        for line in text.split(b"\n")[1:]:
+            ident = _LIMITS_ROWS.get(line[:26].rstrip())
+            if ident:
+                vals[ident] = (_lim(line[26:47]), _lim(line[47:68]))
+        return RlimitRecord(tuple(
+            Rlimit(i, *vals.get(i, (RLIM_INFINITY, RLIM_INFINITY))) for i in RLIMIT_IDENTS))
+
+    # ------------------------------------------------------------------- map
+    def map(self, p: LinuxProc, fast: bool = False) -> MapRecord:
+        if p.ident.system:
+            return MapRecord(())
+        name = "maps" if fast else "smaps"
+        try:
+            data = _read(f"{self.root}/{p.pid}/{name}", 1 << 20)
+        except PermissionError:
+            raise fail(EPERM, p.pid, "map", f"{name} not readable") from None
+        except ProcessLookupError:
+            raise fail(ESRCH, p.pid, "map", "process exited") from None
+        return MapRecord(tuple(_map_entries(data, p, fast)))
+
+    # --------------------------------------------------------- etype / osrel
+    def brand(self, p: LinuxProc) -> elf.ElfBrand:
+        if p.ident.system:
+            return elf.ElfBrand("null", 0)
+        try:
+            fd = os.open(f"{self.root}/{p.pid}/exe", _READ)
+        except OSError as e:
+            raise fail(EIO if e.errno != EACCES else EACCES, p.pid, "etype",
+                       f"executable unreadable: {e.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            key = (st.st_dev, st.st_ino, st.st_mtime_ns)
+            hit = self._brands.get(key)
+            if hit is None:
+                try:
+                    hit = elf.brand_of(fd)
+                except (ValueError, OSError, IndexError):
+                    hit = elf.ElfBrand("Not Available", 0)
+                self._brands[key] = hit
+            return hit
+        finally:
+            os.close(fd)
+
+    def etype(self, p: LinuxProc) -> EtypeRecord:
+        return EtypeRecord(self.brand(p).etype)
+
+    def osrel(self, p: LinuxProc) -> OsrelRecord:
+        v = self._osrel.get((p.pid, p.ident.start_ticks))
+        return OsrelRecord(self.brand(p).osrel if v is None else v)
+
+    def set_osrel(self, p: LinuxProc, value: int) -> None:
+        """Linux has no p_osrel: writes live in an overlay keyed by (pid, start)."""
+        with self._lock:
+            self._osrel = {k: v for k, v in self._osrel.items()
+                           if os.path.exists(f"{self.root}/{k[0]}")}
+            self._osrel[(p.pid, p.ident.start_ticks)] = value
+
+    # ------------------------------------------------------------------ file
+    def binpath(self, p: LinuxProc) -> FileRecord:
+        try:
+            target = os.readlink(f"{self.root}/{p.pid}/exe")
+        except (FileNotFoundError, ProcessLookupError):
+            raise fail(EIO, p.pid, "file", "process exited") from None
+        except PermissionError:
+            raise fail(EACCES, p.pid, "file", "executable link unreadable") from None
+        if target.endswith(" (deleted)"):
+            raise fail(ENOENT, p.pid, "file", "the executable was deleted")
+        return FileRecord(target)
+
+    # ----------------------------------------------------------------- debug
+    @property
+    def debugger(self) -> Any:
+        if self._debugger is None:
+            from ..debug import get_debugger
+            self._debugger = get_debugger()
+        return self._debugger
+
+
+def _lim(field: bytes) -> int:
+    v = field.strip()
+    if v == b"unlimited" or not v:
+        return RLIM_INFINITY
+    n = int(v)
+    return RLIM_INFINITY if n >= RLIM_INFINITY else n
+
+
+_HEADER = re.compile(
+    rb"^([0-9a-f]+)-([0-9a-f]+) ([-r][-w][-x][ps]) [0-9a-f]+ ([0-9a-f]+):([0-9a-f]+) (\d+) *(.*)$",
+    re.M)
+_SMAPS_KEYS = (b"Rss", b"Pss", b"Shared_Clean", b"Shared_Dirty", b"Private_Clean",
+               b"Private_Dirty", b"Swap", b"VmFlags")
+_SPECIAL_PHYS = (b"[vdso]", b"[vvar]", b"[vvar_vclock]", b"[vsyscall]")
+OBJ_ANON, OBJ_SWAP = 0x10, 0x200
+
+
+def _obj_id(key: bytes) -> int:
+    """A stable synthetic vm_object pointer shaped like a FreeBSD direct-map address."""
+    h = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+    return 0xFFFFF80000000000 | (h & 0x7FFFFFFFF0)
+
+
+def _smaps_values(block: list[bytes]) -> dict[bytes, bytes]:
+    out = {}
+    for line in block:
+        k, sep, v = line.partition(b":")
+        if sep and k in _SMAPS_KEYS:
+            out[k] = v.strip()
+    return out
+
+
+def _map_entries(data: bytes, p: LinuxProc, fast: bool) -> list[MapEntry]:
+    """maps/smaps -> FreeBSD vm_map entries (linux-mapping.md §3 rules)."""
+    entries = []
+    ruid = p.ident.creds.ruid
+    lines = data.split(b"\n")
+    # Entry headers and their smaps blocks; headers start with a lowercase hex digit,
+    # smaps value lines with an uppercase key.
+    idx = [i for i, ln in enumerate(lines) if ln[:1] in b"0123456789abcdef" and ln]
+    for n, i in enumerate(idx):
+        m = _HEADER.match(lines[i])
+        if not m:
+            continue
+        start, end = int(m.group(1), 16), int(m.group(2), 16)
+        perms = m.group(3)
+        dev = (int(m.group(4), 16), int(m.group(5), 16))
+        inode = int(m.group(6))
+        name = m.group(7)
+        vals = {} if fast else _smaps_values(lines[i + 1: idx[n + 1] if n + 1 < len(idx)
+                                                      else len(lines)])
+
+        def kb(key: bytes, vals: dict[bytes, bytes] = vals) -> int:
+            v = vals.get(key)
+            return int(v.split()[0]) if v else 0
+
+        rss, pss = kb(b"Rss"), kb(b"Pss")
+        resident = rss * 1024 // PAGE_SIZE
+        private = (kb(b"Private_Clean") + kb(b"Private_Dirty")) * 1024 // PAGE_SIZE
+        shared = kb(b"Shared_Clean") + kb(b"Shared_Dirty")
+        private_map = perms[3:4] == b"p"
+        deleted = name.endswith(b" (deleted)")
+        anon = inode == 0
+        path: bytes | None = None
+        if name in _SPECIAL_PHYS:
+            typ, key = "phys", name
+        elif anon:
+            if not fast and rss == 0 and kb(b"Swap") == 0:
+                typ, key = "none", b""
+            else:
+                typ, key = "swap", b"%d:%d:%x" % (p.pid, p.ident.start_ticks, start)
+        elif name.startswith((b"/memfd:", b"/SYSV")) or name == b"/dev/zero (deleted)":
+            typ, key = "swap", b"%d:%d" % (dev[0] << 20 | dev[1], inode)
+        elif name.startswith(b"/dev/") and not name.startswith(b"/dev/shm/"):
+            typ, key = "device", b"%d:%d" % (dev[0] << 20 | dev[1], inode)
+            path = None if deleted else name
+        else:
+            typ, key = "vnode", b"%d:%d" % (dev[0] << 20 | dev[1], inode)
+            path = None if deleted or not name.startswith(b"/") else name
+        has_obj = typ != "none"
+        obj = _obj_id(key) if has_obj else 0
+        if not has_obj:
+            ref = 0
+        elif fast or pss == 0:
+            ref = 1
+        else:
+            ref = max(1, round(rss / pss))
+        charged = b" ac" in b" " + vals.get(b"VmFlags", b"")
+        entries.append(MapEntry(
+            start=start, end=end, resident=resident, private_resident=private, obj=obj,
+            prot=perms[:3].decode(), ref_count=ref, shadow_count=0,
+            flags=(OBJ_ANON | OBJ_SWAP) if (typ == "swap" and anon) else 0,
+            cow=private_map, needs_copy=private_map and anon and shared > 0,
+            type=typ, path=path, charged=charged, charged_uid=ruid if charged else -1))
+    return entries

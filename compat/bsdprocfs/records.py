@@ -1,0 +1,171 @@
+"""Typed records: what a backend knows about a process, before any formatting.
+
+Backends fill these; node modules render them to FreeBSD bytes and parse the
+bytes back.  Fields FreeBSD procfs does not print but FreeBSD tools need
+(ps STAT letters, nice, thread count...) live in :class:`ProcExtras`, a
+documented extension that renderers ignore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: FreeBSD RLIM_INFINITY (rlim_t is signed 64-bit); printed as -1.
+RLIM_INFINITY = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class TimeVal:
+    sec: int
+    usec: int
+
+    @classmethod
+    def from_ns(cls, ns: int) -> TimeVal:
+        return cls(ns // 1_000_000_000, (ns // 1000) % 1_000_000)
+
+    @classmethod
+    def from_us(cls, us: int) -> TimeVal:
+        return cls(us // 1_000_000, us % 1_000_000)
+
+    @property
+    def total_us(self) -> int:
+        return self.sec * 1_000_000 + self.usec
+
+
+@dataclass(frozen=True)
+class ProcExtras:
+    """Extension facts (not in FreeBSD's status line) for ports of ps(1) and w(1).
+
+    state: FreeBSD ki_stat letter R S D T Z I (D = disk wait, I = idle kthread);
+    traced: P_TRACED; tracer: pid of the tracing process (0 if none).
+    """
+
+    state: str = "S"
+    tpgid: int = -1
+    nice: int = 0
+    nthreads: int = 1
+    traced: bool = False
+    tracer: int = 0
+    rss_pages: int = 0
+    vsz: int = 0
+    system: bool = False
+    locked_pages: bool = False
+    tty_dev: int = -1
+    page_size: int = 4096
+    start_ticks: int = 0
+    exiting: bool = False
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    """The single line of /proc/PID/status (procfs_status.c)."""
+
+    comm: bytes
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    tty: str | None            # devtoname(), e.g. "pts/0"; None prints "-"
+    ctty: bool                 # session has a controlling-tty vnode
+    sldr: bool                 # session leader
+    start: TimeVal | None      # None: not P_INMEM -> "-1,-1 -1,-1 -1,-1"
+    utime: TimeVal
+    stime: TimeVal
+    wmesg: str                 # "nochan" when the first thread has no wait channel
+    euid: int
+    ruid: int
+    rgid: int
+    groups: tuple[int, ...]    # cr_groups: egid first (FreeBSD <= 14 layout)
+    jail: str | None           # prison name relative to the reader; None prints "-"
+    extras: ProcExtras | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class CmdlineRecord:
+    """p_args: each argv string followed by NUL (empty for kernel processes)."""
+
+    args: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Rlimit:
+    ident: str
+    cur: int                   # RLIM_INFINITY prints -1
+    max: int
+
+
+@dataclass(frozen=True)
+class RlimitRecord:
+    limits: tuple[Rlimit, ...]
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    """One vm_map entry, the 15 fields of procfs_map.c."""
+
+    start: int
+    end: int
+    resident: int
+    private_resident: int
+    obj: int                   # kernel object pointer; 0 prints "0"
+    prot: str                  # "rwx" with "-" for missing bits
+    ref_count: int
+    shadow_count: int
+    flags: int
+    cow: bool
+    needs_copy: bool
+    type: str
+    path: bytes | None         # None prints "-"
+    charged: bool
+    charged_uid: int           # -1 when not charged
+
+
+@dataclass(frozen=True)
+class MapRecord:
+    entries: tuple[MapEntry, ...]
+
+
+@dataclass(frozen=True)
+class EtypeRecord:
+    name: str                  # sv_name, e.g. "Linux ELF64"
+
+
+@dataclass(frozen=True)
+class OsrelRecord:
+    osrel: int
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """Target of the file/exe symlink (proc_get_binpath)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The credentials of a process, as p_cansee/p_candebug need them."""
+
+    ruid: int
+    euid: int
+    suid: int
+    rgid: int
+    egid: int
+    sgid: int
+    groups: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcIdentity:
+    """Cheap facts to decide visibility, ownership and identity of a pid.
+
+    start_ticks distinguishes a pid from its reuse (an open handle on a
+    vanished process gives EIO, never another process's data).
+    """
+
+    pid: int
+    creds: Credentials
+    system: bool               # P_SYSTEM: kernel process
+    sugid: bool                # P_SUGID: set-id or credentials changed since exec
+    zombie: bool               # P_WEXIT: exiting or zombie
+    start_ticks: int

@@ -1,0 +1,405 @@
+"""The procfs node table and pseudofs semantics (sys/fs/pseudofs in Python).
+
+Every FreeBSD rule about the tree lives here: which nodes exist per profile,
+their type, mode, owner and visibility, open permission (vaccess), and the
+read/write/readlink paths with their errnos.  The API, the CLI and the FUSE
+adapter only route to :class:`ProcTree`.
+"""
+
+from __future__ import annotations
+
+import stat as _stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .access import DEFAULT_POLICY, Policy, Reader, p_candebug, p_cansee
+from .errors import (
+    EACCES,
+    EBADF,
+    EINVAL,
+    EIO,
+    ENAMETOOLONG,
+    ENOENT,
+    EOPNOTSUPP,
+    ProcfsError,
+    fail,
+)
+from .nodes import cmdline as n_cmdline
+from .nodes import etype as n_etype
+from .nodes import file as n_file
+from .nodes import map as n_map
+from .nodes import osrel as n_osrel
+from .nodes import rlimit as n_rlimit
+from .nodes import status as n_status
+from .profiles import Profile, get_profile
+
+PFS_MAXBUFSIZ = 1 << 20          # sbuf limit of non-raw reads and of writes
+PFS_NAMELEN = 128
+NO_PID = 100000
+ROOT_INO = 2
+
+DIR, FILE, LINK = "dir", "file", "link"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One entry of procfs_init(): name, type, flags, attr and vis callbacks."""
+
+    name: str
+    kind: str
+    mode: int
+    attr: bool = False           # has procfs_attr_*: a P_SUGID target turns the mode to 0
+    vis: str | None = None       # None, "notsystem" or "candebug"
+    rd: bool = False
+    wr: bool = False
+    raw: bool = False
+    fileno: int = 0
+    present: Callable[[Profile], bool] = lambda prof: True
+
+
+def _always(_: Profile) -> bool:
+    return True
+
+
+def _ctl(prof: Profile) -> bool:
+    return prof.has_ctl
+
+
+def _self_exe(prof: Profile) -> bool:
+    return prof.has_self_exe
+
+
+# Root-level nodes (creation order = readdir order).
+CURPROC = Node("curproc", LINK, 0o444, fileno=3)
+SELF = Node("self", LINK, 0o444, fileno=4, present=_self_exe)
+PIDDIR = Node("<pid>", DIR, 0o555, fileno=5)
+ROOT_NODES = (CURPROC, SELF)
+
+# Per-process nodes in procfs_init() order; ctl sat between cmdline and dbregs.
+PID_NODES: tuple[Node, ...] = tuple(
+    Node(name, kind, mode, attr, vis, rd, wr, raw, fileno=6 + i, present=present)
+    for i, (name, kind, mode, attr, vis, rd, wr, raw, present) in enumerate((
+        ("cmdline", FILE, 0o444, False, None, True, False, False, _always),
+        ("ctl", FILE, 0o200, True, None, False, True, False, _ctl),
+        ("dbregs", FILE, 0o600, True, "candebug", True, True, True, _always),
+        ("etype", FILE, 0o444, False, None, True, False, False, _always),
+        ("fpregs", FILE, 0o600, True, "candebug", True, True, True, _always),
+        ("map", FILE, 0o444, False, "notsystem", True, False, False, _always),
+        ("mem", FILE, 0o600, True, "candebug", True, True, True, _always),
+        ("note", FILE, 0o200, True, "candebug", False, True, False, _always),
+        ("notepg", FILE, 0o200, True, "candebug", False, True, False, _always),
+        ("regs", FILE, 0o600, True, "candebug", True, True, True, _always),
+        ("rlimit", FILE, 0o444, False, None, True, False, False, _always),
+        ("status", FILE, 0o444, False, None, True, False, False, _always),
+        ("osrel", FILE, 0o600, True, "candebug", True, True, False, _always),
+        ("file", LINK, 0o444, False, "notsystem", False, False, False, _always),
+        ("exe", LINK, 0o444, False, "notsystem", False, False, False, _self_exe),
+    )))
+NODES_BY_NAME = {n.name: n for n in PID_NODES}
+REGSETS = ("regs", "fpregs", "dbregs")
+
+
+@dataclass(frozen=True)
+class Attr:
+    """What stat(2) reports for a node (pfs_getattr)."""
+
+    kind: str
+    mode: int                    # permission bits only
+    uid: int
+    gid: int
+    ino: int
+    size: int = 0
+    nlink: int = 1
+    time: float = 0.0
+
+    @property
+    def st_mode(self) -> int:
+        fmt = {DIR: _stat.S_IFDIR, FILE: _stat.S_IFREG, LINK: _stat.S_IFLNK}[self.kind]
+        return fmt | self.mode
+
+
+def _ino(fileno: int, pid: int) -> int:
+    return fileno * NO_PID + pid if pid < NO_PID else (fileno << 32) | pid
+
+
+def vaccess(attr: Attr, reader: Reader, want_read: bool, want_write: bool) -> bool:
+    """FreeBSD vaccess(): root bypasses file modes; else owner, group or other bits."""
+    if reader.privileged:
+        return True
+    if reader.uid == attr.uid:
+        bits = attr.mode >> 6
+    elif reader.groupmember(attr.gid):
+        bits = attr.mode >> 3
+    else:
+        bits = attr.mode
+    return (not want_read or bool(bits & 4)) and (not want_write or bool(bits & 2))
+
+
+class ProcTree:
+    """Lookups, attributes and I/O over a backend, for one profile and policy."""
+
+    def __init__(self, backend: Any, profile: Profile | str | None = None,
+                 policy: Policy = DEFAULT_POLICY, fast_map: bool = False) -> None:
+        self.backend = backend
+        self.profile = get_profile(profile)
+        self.policy = policy
+        self.fast_map = fast_map
+        self.root_nodes = tuple(n for n in ROOT_NODES if n.present(self.profile))
+        self.pid_nodes = tuple(n for n in PID_NODES if n.present(self.profile))
+        self._by_name = {n.name: n for n in self.pid_nodes}
+        self._fills: dict[str, Callable[[Any], Any]] = {
+            "status": backend.status,
+            "cmdline": backend.cmdline,
+            "rlimit": backend.rlimit,
+            "map": lambda p: backend.map(p, fast=self.fast_map),
+            "etype": backend.etype,
+            "osrel": backend.osrel,
+            "file": backend.binpath,
+            "exe": backend.binpath,
+        }
+        self._renders: dict[str, Callable[[Any, Profile], bytes]] = {
+            "status": n_status.render, "cmdline": n_cmdline.render,
+            "rlimit": n_rlimit.render, "map": n_map.render, "etype": n_etype.render,
+            "osrel": n_osrel.render, "file": n_file.render, "exe": n_file.render,
+        }
+
+    # ------------------------------------------------------------ resolution
+    def resolve(self, name: str | int, reader: Reader) -> int:
+        """A pid component: digits (leading zeros accepted), curproc or self."""
+        if isinstance(name, int):
+            if name < 0:
+                raise fail(ENOENT, name, None, "negative pid")
+            return name
+        if name == "curproc" or (name == "self" and self.profile.has_self_exe):
+            return reader.pid
+        if not name or len(name) >= PFS_NAMELEN or not name.isascii() or not name.isdigit():
+            raise fail(ENOENT, name, None, "not a process directory")
+        return int(name)
+
+    def node(self, name: str, pid: object = None) -> Node:
+        n = self._by_name.get(name)
+        if n is None:
+            why = ("not provided by profile " + self.profile.name
+                   if name in NODES_BY_NAME else "no such node")
+            raise fail(ENOENT, pid, name, why)
+        return n
+
+    def proc(self, pid: int, reader: Reader) -> Any:
+        """The target if it exists and the reader may see it (pfs_visible), else ENOENT."""
+        p = self.backend.lookup(pid)
+        if p_cansee(reader, p.ident, self.policy):
+            raise fail(ENOENT, pid, None, "not visible to the reader")
+        return p
+
+    def visible(self, node: Node, p: Any, reader: Reader) -> bool:
+        if node.vis is None:
+            return True
+        if p.ident.system:
+            return False
+        if node.vis == "candebug":
+            return p_candebug(reader, p.ident, self.policy) == 0
+        return True
+
+    def lookup(self, pid: int, name: str, reader: Reader) -> tuple[Node, Any]:
+        node = self.node(name, pid)
+        p = self.proc(pid, reader)
+        if not self.visible(node, p, reader):
+            raise fail(ENOENT, pid, name, "not visible to the reader")
+        return node, p
+
+    # ------------------------------------------------------------ attributes
+    def attr_root(self) -> Attr:
+        return Attr(DIR, 0o555, 0, 0, ROOT_INO, time=time.time())
+
+    def attr_rootnode(self, name: str) -> Attr:
+        for n in self.root_nodes:
+            if n.name == name:
+                return Attr(LINK, n.mode, 0, 0, n.fileno, time=time.time())
+        raise fail(ENOENT, None, name, "no such node")
+
+    def attr_pid(self, pid: int, reader: Reader) -> Attr:
+        c = self.proc(pid, reader).ident.creds
+        return Attr(DIR, 0o555, c.ruid, c.rgid, _ino(PIDDIR.fileno, pid), time=time.time())
+
+    def attr_node(self, pid: int, name: str, reader: Reader) -> Attr:
+        node, p = self.lookup(pid, name, reader)
+        return self._attr(node, p)
+
+    def _attr(self, node: Node, p: Any) -> Attr:
+        mode = 0 if (node.attr and p.ident.sugid) else node.mode
+        c = p.ident.creds
+        return Attr(node.kind, mode, c.ruid, c.rgid, _ino(node.fileno, p.ident.pid),
+                    time=time.time())
+
+    def getattr(self, parts: list[str], reader: Reader) -> Attr:
+        """stat(2) of a path below the mount, as path components."""
+        if not parts:
+            return self.attr_root()
+        if len(parts) == 1:
+            if parts[0] in {n.name for n in self.root_nodes}:
+                return self.attr_rootnode(parts[0])
+            return self.attr_pid(self.resolve(parts[0], reader), reader)
+        if len(parts) == 2:
+            return self.attr_node(self.resolve(parts[0], reader), parts[1], reader)
+        raise fail(ENOENT, parts[0], "/".join(parts[1:]), "no such node")
+
+    # --------------------------------------------------------------- readdir
+    def list_root(self, reader: Reader) -> list[str]:
+        names = [".", "..", *(n.name for n in self.root_nodes)]
+        for pid in self.backend.pids():
+            try:
+                self.proc(pid, reader)
+            except ProcfsError:
+                continue
+            names.append(str(pid))
+        return names
+
+    def list_pid(self, pid: int, reader: Reader) -> list[str]:
+        p = self.proc(pid, reader)
+        return [".", "..", *(n.name for n in self.pid_nodes if self.visible(n, p, reader))]
+
+    # -------------------------------------------------------------- symlinks
+    def readlink(self, parts: list[str], reader: Reader) -> str:
+        if len(parts) == 1 and parts[0] in {n.name for n in self.root_nodes}:
+            return str(reader.pid)
+        if len(parts) != 2:
+            raise fail(EINVAL, parts[0] if parts else None, None, "not a symbolic link")
+        pid = self.resolve(parts[0], reader)
+        node, p = self.lookup(pid, parts[1], reader)
+        if node.kind != LINK:
+            raise fail(EINVAL, pid, node.name, "not a symbolic link")
+        target = self.backend.binpath(p).path
+        if len(target.encode("utf-8", "surrogateescape")) >= n_file.PATH_MAX:
+            raise fail(ENAMETOOLONG, pid, node.name, "path longer than PATH_MAX")
+        return str(target)
+
+    # ------------------------------------------------------------------ open
+    def open(self, pid: int, name: str, reader: Reader, read: bool = True,
+             write: bool = False) -> Handle:
+        """Lookup + vaccess; the handle pins the process by its start time."""
+        node, p = self.lookup(pid, name, reader)
+        if node.kind == LINK:
+            raise fail(EINVAL, pid, name, "a symbolic link cannot be opened as a file here")
+        if not vaccess(self._attr(node, p), reader, read, write):
+            raise fail(EACCES, pid, name, "permission denied by the node's mode")
+        return Handle(self, node, pid, p.ident.start_ticks, reader)
+
+    # ------------------------------------------------------------------ fill
+    def record(self, node: Node, p: Any) -> Any:
+        """The node's record (before rendering); the API's --json path."""
+        return self._fills[node.name](p)
+
+    def render(self, node: Node, p: Any) -> bytes:
+        return self._renders[node.name](self.record(node, p), self.profile)
+
+
+class Handle:
+    """An open file: every read regenerates the node (no stale snapshots)."""
+
+    def __init__(self, tree: ProcTree, node: Node, pid: int, start_ticks: int,
+                 reader: Reader) -> None:
+        self.tree = tree
+        self.node = node
+        self.pid = pid
+        self.start_ticks = start_ticks
+        self.reader = reader
+
+    def _target(self) -> Any:
+        """The same process, still visible, or EIO (pseudofs on a vanished target)."""
+        try:
+            p = self.tree.backend.lookup(self.pid)
+        except ProcfsError:
+            raise fail(EIO, self.pid, self.node.name, "process has exited") from None
+        if p.ident.start_ticks != self.start_ticks:
+            raise fail(EIO, self.pid, self.node.name, "process has exited (pid reused)")
+        if p_cansee(self.reader, p.ident, self.tree.policy) or not self.tree.visible(
+                self.node, p, self.reader):
+            raise fail(EIO, self.pid, self.node.name, "no longer visible")
+        return p
+
+    def _candebug(self, p: Any) -> None:
+        err = p_candebug(self.reader, p.ident, self.tree.policy)
+        if err:
+            raise fail(err, self.pid, self.node.name, "reader may not debug the target")
+
+    def read(self, size: int = -1, offset: int = 0) -> bytes:
+        node = self.node
+        if not node.rd:
+            raise fail(EBADF, self.pid, node.name, "node is not readable")
+        if offset < 0:
+            raise fail(EINVAL, self.pid, node.name, "negative offset")
+        p = self._target()
+        if node.raw:
+            return self._read_raw(p, size, offset)
+        if node.name == "map":
+            self._candebug(p)     # procfs_domap re-checks p_candebug
+        data = self.tree.render(node, p)[: PFS_MAXBUFSIZ - 1]
+        end = len(data) if size < 0 else offset + size
+        return data[offset:end]
+
+    def _read_raw(self, p: Any, size: int, offset: int) -> bytes:
+        name = self.node.name
+        dbg = self.tree.backend.debugger
+        if name == "mem":
+            if size == 0:
+                return b""
+            self._candebug(p)
+            return bytes(dbg.mem_read(self.pid, offset, size if size > 0 else 4096))
+        if offset != 0:
+            return b""                 # regs/fpregs/dbregs: whole struct at offset 0 only
+        self._candebug(p)
+        data = dbg.read_regset(self.pid, name)
+        return bytes(data if size < 0 else data[:size])
+
+    def write(self, data: bytes, offset: int = 0) -> int:
+        node = self.node
+        if not node.wr:
+            raise fail(EBADF, self.pid, node.name, "node is not writable")
+        if len(data) > PFS_MAXBUFSIZ:
+            raise fail(EIO, self.pid, node.name, "write larger than 1 MiB")
+        if offset < 0:
+            raise fail(EINVAL, self.pid, node.name, "negative offset")
+        p = self._target()
+        name = node.name
+        if node.raw:
+            dbg = self.tree.backend.debugger
+            if name == "mem":
+                if not data:
+                    return 0
+                self._candebug(p)
+                return int(dbg.mem_write(self.pid, offset, data))
+            if offset != 0:
+                return 0
+            self._candebug(p)
+            return int(dbg.write_regset(self.pid, name, data))
+        if name in ("note", "notepg"):
+            raise fail(EOPNOTSUPP, self.pid, name, "not implemented (as in FreeBSD)")
+        if name == "osrel":
+            self.tree.backend.set_osrel(p, n_osrel.parse_write(data, self.pid))
+            return len(data)
+        if name == "ctl":
+            from .nodes import ctl as n_ctl
+            cmd = n_ctl.parse(data, self.tree.profile)
+            if cmd.word != "detach":
+                self._candebug(p)
+            self.tree.backend.debugger.ctl(self.pid, cmd, self.reader)
+            return len(data)
+        raise fail(EBADF, self.pid, name, "node is not writable")
+
+
+def host_pid_of_tid(tid: int) -> int:
+    """FUSE reports the caller's thread id; procfs names processes."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return tid
+
+
+__all__ = ["Attr", "Handle", "Node", "PID_NODES", "ProcTree", "ROOT_NODES", "host_pid_of_tid",
+           "vaccess"]
