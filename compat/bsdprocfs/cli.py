@@ -82,8 +82,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_parse(args: argparse.Namespace) -> int:
     from . import parse
-    data = (sys.stdin.buffer.read() if args.file in (None, "-")
-            else open(args.file, "rb").read())
+    if args.file in (None, "-"):
+        data = sys.stdin.buffer.read()
+    else:
+        with open(args.file, "rb") as f:
+            data = f.read()
     try:
         rec = parse(args.node, data, args.profile)
     except ParseError as e:
@@ -126,6 +129,12 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    from .fidelity import markdown
+    sys.stdout.write(markdown())
+    return 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("cat", help="write a node's exact bytes to stdout")
     add_profile(p)
@@ -155,6 +164,9 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("profiles", help="list release profiles and their node sets")
     p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("fidelity", help="print the Linux fidelity table (Markdown)")
+    p.set_defaults(func=cmd_fidelity)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,14 +43,20 @@ MAXCOMLEN = 19
 _READ = os.O_RDONLY | os.O_CLOEXEC
 
 
-def _read(path: str, size: int = 65536) -> bytes:
-    """Whole small /proc file with one or more os.read calls."""
+def _read(path: str, size: int = 4096) -> bytes:
+    """A single-record /proc file (stat, status, wchan...): one read returns it whole."""
     fd = os.open(path, _READ)
     try:
-        data = os.read(fd, size)
-        if len(data) < size:
-            return data
-        chunks = [data]
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+def _read_all(path: str) -> bytes:
+    """A multi-record seq file (maps, smaps, cmdline): short reads until EOF."""
+    fd = os.open(path, _READ)
+    try:
+        chunks = []
         while True:
             more = os.read(fd, 1 << 20)
             if not more:
@@ -120,7 +126,7 @@ class LinuxBackend:
         base = f"{self.root}/{pid}"
         try:
             st = _read(base + "/stat", 1024)
-            status = _read(base + "/status", 4096)
+            status = _read(base + "/status", 16384)
             owner = os.stat(base)
         except (FileNotFoundError, ProcessLookupError):
             raise fail(ENOENT, pid, None, "no such process") from None
@@ -356,7 +362,7 @@ class LinuxBackend:
     # --------------------------------------------------------------- cmdline
     def _cmdline_raw(self, p: LinuxProc) -> bytes:
         if "cmdline" not in p.cache:
-            p.cache["cmdline"] = _read(f"{self.root}/{p.pid}/cmdline")
+            p.cache["cmdline"] = _read_all(f"{self.root}/{p.pid}/cmdline")
         data: bytes = p.cache["cmdline"]
         return data
 
@@ -376,7 +382,7 @@ class LinuxBackend:
     # ---------------------------------------------------------------- rlimit
     def rlimit(self, p: LinuxProc) -> RlimitRecord:
         try:
-            text = _read(f"{self.root}/{p.pid}/limits")
+            text = _read(f"{self.root}/{p.pid}/limits", 8192)
         except OSError:
             raise fail(EIO, p.pid, "rlimit", "limits unreadable") from None
         vals: dict[str, tuple[int, int]] = {}
@@ -393,7 +399,7 @@ class LinuxBackend:
             return MapRecord(())
         name = "maps" if fast else "smaps"
         try:
-            data = _read(f"{self.root}/{p.pid}/{name}", 1 << 20)
+            data = _read_all(f"{self.root}/{p.pid}/{name}")
         except PermissionError:
             raise fail(EPERM, p.pid, "map", f"{name} not readable") from None
         except ProcessLookupError:

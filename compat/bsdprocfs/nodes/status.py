@@ -72,8 +72,12 @@ def render(rec: StatusRecord, profile: Profile | None = None, *,
         b",%d" % g for g in rec.groups)
     return b"%s %d %d %d %d %s %s %s %s %s %s\n" % (
         escape_comm(rec.comm, signed_char), rec.pid, rec.ppid, rec.pgid, rec.sid,
-        (rec.tty or "-").encode("utf-8", "surrogateescape"), flags or b"noflags", times, rec.wmesg.encode("utf-8", "surrogateescape"),
-        creds, (rec.jail or "-").encode("utf-8", "surrogateescape"))
+        _b(rec.tty or "-"), flags or b"noflags", times, _b(rec.wmesg), creds,
+        _b(rec.jail or "-"))
+
+
+def _b(s: str) -> bytes:
+    return s.encode("utf-8", "surrogateescape")
 
 
 _FIELDS_LEFT = ("comm", "pid", "ppid", "pgid", "sid", "tty", "flags", "start", "utime", "stime")

@@ -1,0 +1,83 @@
+"""How faithfully the Linux backend can supply each FreeBSD field.
+
+The table is data, kept beside the code that fills the fields, and
+docs/fidelity.md is generated from it (``bsdprocfs fidelity``); a test keeps
+the two in sync.  Grades: exact, approximated (with the bound), constant.
+"""
+
+from __future__ import annotations
+
+EXACT, APPROX, CONST = "exact", "approximated", "constant"
+
+#: (node, field, grade, source and reason)
+FIDELITY: tuple[tuple[str, str, str, str], ...] = (
+    ("status", "comm", APPROX, "stat bytes between the first '(' and the last ')'; Linux keeps "
+     "15 bytes (TASK_COMM_LEN), rebuilt to FreeBSD's 19 (MAXCOMLEN) from argv[0] or the "
+     "executable's basename when it starts with the 15; otherwise 15 bytes. Escaping exact."),
+    ("status", "pid", EXACT, "thread-group id; thread ids are not process directories"),
+    ("status", "ppid", APPROX, "stat ppid. FreeBSD shows the debugger while traced (reparent, "
+     "UNVERIFIED for current kernels); Linux keeps the real parent, and so do we"),
+    ("status", "pgid", EXACT, "stat pgrp"),
+    ("status", "sid", EXACT, "stat session, or 0 once the session leader has exited or is a "
+     "zombie (FreeBSD s_leader); checked against pid reuse via the leader's own session"),
+    ("status", "tty", EXACT, "tty_nr: major 136 -> pts/N, else /sys/dev/char DEVNAME, else a "
+     "/dev scan; only hits are cached"),
+    ("status", "flags", EXACT, "ctty = tty_nr != 0 (session has a tty), sldr = session == pid"),
+    ("status", "start", APPROX, "starttime ticks + (realtime - CLOCK_BOOTTIME): 10 ms "
+     "granularity (CLK_TCK 100); never btime (0.63 s off)"),
+    ("status", "utime/stime", APPROX, "calcru: the precise schedstat runtime of all threads "
+     "split by the tick ratio; falls back to 10 ms ticks when exited threads' time is "
+     "missing. Total within 20 ms of getrusage"),
+    ("status", "wmesg", APPROX, "/proc/PID/wchan kernel symbol mapped to a FreeBSD wmesg "
+     "(nanslp, wait, piperd, ttyin, select, kqread, uwait, ...); unknown symbols print their "
+     "first 8 bytes; running -> nochan"),
+    ("status", "euid ruid rgid,groups", EXACT, "/proc/PID/status Uid/Gid/Groups, egid first "
+     "(FreeBSD <= 14 cr_groups layout)"),
+    ("status", "jail", APPROX, "the UTS-namespace hostname when the target's uts namespace "
+     "differs from the daemon's, else '-' (Linux has no jails); 'uts:INODE' if setns fails"),
+    ("cmdline", "argv", EXACT, "/proc/PID/cmdline; a final NUL is added if setproctitle "
+     "removed it; kernel threads: empty"),
+    ("rlimit", "cpu fsize data stack core rss memlock nofile vmem", EXACT,
+     "/proc/PID/limits (readable for any uid; prlimit is not); vmem = address space; "
+     "values >= 2^63-1 print -1"),
+    ("rlimit", "nproc", APPROX, "Linux counts threads per real uid, FreeBSD processes"),
+    ("rlimit", "sbsize npts swap kqueues umtx pipebuf vmm", CONST,
+     "-1 -1: Linux enforces no such per-process limit, so it is literally infinite"),
+    ("map", "start end prot", EXACT, "/proc/PID/maps"),
+    ("map", "resident private_resident", EXACT, "smaps Rss and Private_Clean+Private_Dirty in "
+     "pages; 0 in fast (maps-only) mode, as FreeBSD with vm.vmmap_skip_res_cnt=1"),
+    ("map", "obj", CONST, "no Linux equivalent: a stable synthetic pointer hashed from "
+     "dev:inode (shared like a vnode object) or pid:start:address (anonymous); 0 when the "
+     "entry has no object"),
+    ("map", "ref_count", APPROX, "round(Rss/Pss), the mean mapcount of resident pages"),
+    ("map", "shadow_count", CONST, "0: no Linux equivalent"),
+    ("map", "flags", APPROX, "OBJ_ANON|OBJ_SWAP (0x210) for anonymous swap objects, else 0x0"),
+    ("map", "COW/NCOW", EXACT, "private (p) vs shared (s) mapping"),
+    ("map", "NC/NNC", APPROX, "NC for private anonymous memory with pages still shared "
+     "after fork (Shared_Clean+Shared_Dirty > 0)"),
+    ("map", "type", APPROX, "vdso/vvar -> phys; untouched anonymous -> none; anonymous, memfd, "
+     "SYSV and shared /dev/zero -> swap; /dev/* -> device; files (incl. /dev/shm) -> vnode"),
+    ("map", "path", EXACT, "maps pathname; '-' for anonymous, [pseudo] and deleted files"),
+    ("map", "CH/NCH uid", APPROX, "the 'ac' (VM_ACCOUNT) VmFlag: CH and the target's real uid"),
+    ("etype", "sv_name", EXACT, "ELF class and brand of /proc/PID/exe: Linux ELF64/ELF32 (every "
+     "Linux process runs the Linux ABI), null for kernel threads"),
+    ("osrel", "value", EXACT, "GNU ABI tag -> (a<<16)+(b<<8)+c (linux_trans_osrel), 0 without "
+     "it; writes persist in an overlay keyed by (pid, start time)"),
+    ("file/exe", "target", EXACT, "readlink /proc/PID/exe; ENOENT when the binary was deleted"),
+    ("regs", "struct reg", APPROX, "PTRACE_GETREGS remapped to FreeBSD order; r_trapno from "
+     "the stop's siginfo, r_err 0; cs/ss are Linux's selectors"),
+    ("fpregs", "struct fpreg", EXACT, "PTRACE_GETFPREGS: the FXSAVE image, byte-identical"),
+    ("dbregs", "struct dbreg", EXACT, "DR0-DR7 via PEEKUSER at offsetof(struct user, "
+     "u_debugreg); DR8-15 reserved 0"),
+    ("mem", "bytes", EXACT, "/proc/PID/mem at offset = address; EFAULT for unmapped"),
+)
+
+
+def markdown() -> str:
+    lines = ["# Fidelity of the Linux backend", "",
+             "Generated by `bsdprocfs fidelity` from `compat/bsdprocfs/fidelity.py`; do not "
+             "edit by hand.", "",
+             "| node | field | grade | source and bound |", "|---|---|---|---|"]
+    for node, field, grade, why in FIDELITY:
+        lines.append(f"| {node} | {field} | {grade} | {why} |")
+    return "\n".join(lines) + "\n"
