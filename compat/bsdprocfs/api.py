@@ -81,9 +81,8 @@ class ProcFS:
         r = self._reader(reader)
         if pid is None:
             return self.tree.getattr([], r)
-        if node is None and pid in ("curproc", "self") and self.tree.profile.has_self_exe \
-                or (node is None and pid == "curproc"):
-            return self.tree.getattr([str(pid)], r)
+        if node is None and pid in ("curproc", "self"):
+            return self.tree.getattr([str(pid)], r)      # the symlink itself (lstat)
         parts = [str(self._pid(pid, r))] + ([node] if node else [])
         return self.tree.getattr(parts, r)
 
