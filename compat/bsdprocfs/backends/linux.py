@@ -56,7 +56,7 @@ def _read_all(path: str) -> bytes:
     """A multi-record seq file (maps, smaps, cmdline): short reads until EOF."""
     fd = os.open(path, _READ)
     try:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             more = os.read(fd, 1 << 20)
             if not more:

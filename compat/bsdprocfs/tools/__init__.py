@@ -1,0 +1,1 @@
+"""Ports of FreeBSD tools (ps, w) that read process facts only through the API."""
