@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .access import DEFAULT_POLICY, Policy, Reader
+from .access import DEFAULT_POLICY, Policy, Reader, p_cansee
 from .backends import get_backend
 from .errors import EINVAL, fail
 from .nodes import module_for
@@ -53,7 +53,7 @@ class ProcFS:
         n = self.tree.node(node, pid)
         if n.kind == LINK:
             return self.readlink(pid, node, r).encode("utf-8", "surrogateescape")
-        return self.open(pid, node, "r", r).read(size, offset)
+        return self.tree.read(self._pid(pid, r), node, r, size, offset)
 
     def write(self, pid: Pid, node: str, data: bytes, offset: int = 0,
               reader: Reader | None = None) -> int:
@@ -97,3 +97,20 @@ class ProcFS:
 
     def pids(self, reader: Reader | None = None) -> list[int]:
         return [int(n) for n in self.listdir(None, reader) if n.isdigit()]
+
+    def zombies(self, reader: Reader | None = None) -> list[Any]:
+        """Extension, not a procfs node: status records (with extras) of exiting and
+        zombie processes the reader may see.  FreeBSD procfs hides P_WEXIT processes,
+        but ps(1) lists them from kern.proc, so its port needs this one extra door."""
+        r = self._reader(reader)
+        backend = self.tree.backend
+        out = []
+        for pid in backend.pids():
+            try:
+                p = backend.lookup(pid, zombies=True)
+                if not p.ident.zombie or p_cansee(r, p.ident, self.tree.policy):
+                    continue
+                out.append(backend.status(p))
+            except OSError:
+                continue
+        return out

@@ -21,6 +21,10 @@ from .profiles import PROFILES
 #: modules that add subcommands (each defines register(subparsers)).
 COMMAND_MODULES = (
     "bsdprocfs.cli",
+    "bsdprocfs.cli_mount",
+    "bsdprocfs.cli_tools",
+    "bsdprocfs.bench",
+    "bsdprocfs.cli_conformance",
 )
 
 

@@ -70,6 +70,24 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
     ("dbregs", "struct dbreg", EXACT, "DR0-DR7 via PEEKUSER at offsetof(struct user, "
      "u_debugreg); DR8-15 reserved 0"),
     ("mem", "bytes", EXACT, "/proc/PID/mem at offset = address; EFAULT for unmapped"),
+    ("status extras", "state", APPROX, "ProcExtras (ps/w extension): stat state; t->T, "
+     "I (idle kthread) -> I, W/P/K -> D; Linux cannot tell FreeBSD's I (asleep > 20 s) "
+     "from S; a multithreaded process shows its main thread's state"),
+    ("status extras", "tpgid nice nthreads tty_dev rss_pages vsz lastcpu", EXACT,
+     "stat tpgid, nice, num_threads, tty_nr, rss, vsize, processor"),
+    ("status extras", "traced tracer", EXACT, "status TracerPid (thread id -> its Tgid)"),
+    ("status extras", "locked_pages system exiting", EXACT,
+     "status VmLck != 0 kB; PF_KTHREAD; PF_EXITING or zombie"),
+    ("status extras", "priority", APPROX, "stat priority (20+nice, < 0 realtime): FreeBSD's "
+     "pri_level - PUSER has no Linux twin; ps prints it as PRI"),
+    ("zombies()", "status records", EXACT, "extension for ps: zombie/exiting processes "
+     "(lookup with zombies=True), which the procfs tree hides as FreeBSD does"),
+    ("ps", "%cpu", APPROX, "cpu time / lifetime (procps' rule); FreeBSD's decaying "
+     "p_pctcpu average has no Linux source"),
+    ("ps", "jobc", APPROX, "pgrp_calc_jobc() over the visible processes"),
+    ("ps", "jid", CONST, "0 outside a jail, -1 inside one (Linux has no jail ids)"),
+    ("ps", "STAT W V C", CONST, "never printed: no swapped-out processes, no vfork-wait or "
+     "capability-mode flag on Linux"),
 )
 
 

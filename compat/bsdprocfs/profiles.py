@@ -33,6 +33,10 @@ class Profile:
     nlimits: int
     kvme_map_types: bool
     notes: tuple[str, ...] = field(default=())
+    #: ctl step/run/wait and signal-resume only for the process that wrote "attach"
+    #: (FreeBSD's "child of the caller" rule); False lets any caller passing p_candebug
+    #: drive the target (a FUSE mount runs every write in a new process).
+    ctl_attacher_only: bool = False
 
     @property
     def rlimit_idents(self) -> tuple[str, ...]:
@@ -57,6 +61,7 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("freebsd-10", "10.4", 1000000, 1099999, has_ctl=True, has_self_exe=False,
                 nlimits=14, kvme_map_types=False,
+                ctl_attacher_only=True,
                 notes=("14 rlimit lines (kqueues last): kqueues since ~10.x is UNVERIFIED",)),
         Profile("freebsd-13", "13.5", 1300000, 1399999, has_ctl=False, has_self_exe=False,
                 nlimits=15, kvme_map_types=False,

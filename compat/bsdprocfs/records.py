@@ -37,7 +37,14 @@ class ProcExtras:
     """Extension facts (not in FreeBSD's status line) for ports of ps(1) and w(1).
 
     state: FreeBSD ki_stat letter R S D T Z I (D = disk wait, I = idle kthread);
-    traced: P_TRACED; tracer: pid of the tracing process (0 if none).
+    tpgid: the controlling tty's foreground pgid (-1: none); nice: ki_nice - NZERO;
+    nthreads: ki_numthreads; traced: P_TRACED; tracer: pid of the tracing process
+    (0 if none); rss_pages: ki_rssize in pages of page_size; vsz: ki_size in bytes;
+    system: P_SYSTEM; locked_pages: ki_lock (pages wired by mlock); tty_dev: the
+    host's dev_t of the controlling tty (ki_tdev, 0 if none); start_ticks: start
+    in host clock ticks; exiting: P_WEXIT; lastcpu: ki_lastcpu (cpu it last ran
+    on); priority: the host scheduler priority (Linux: 20+nice, < 0 realtime),
+    FreeBSD's ki_pri.pri_level - PUSER has no exact twin.
     """
 
     state: str = "S"
@@ -54,6 +61,8 @@ class ProcExtras:
     page_size: int = 4096
     start_ticks: int = 0
     exiting: bool = False
+    lastcpu: int = 0
+    priority: int = 0
 
 
 @dataclass(frozen=True)

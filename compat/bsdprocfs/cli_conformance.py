@@ -1,0 +1,88 @@
+"""``bsdprocfs conformance``: run the shipped conformance suite (pytest plugin
+``bsdprocfs_conformance``) against a mounted procfs or the API, print the
+node x check-category matrix, exit 0 only if nothing failed."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+from .profiles import PROFILES
+
+
+def build_args(args: argparse.Namespace, ini: str) -> list[str]:
+    import bsdprocfs_conformance.checks as checks
+    out = ["-c", ini, "--rootdir", os.path.dirname(checks.__file__), "-p", "no:cacheprovider",
+           "--pyargs", "bsdprocfs_conformance.checks", "-r", "fE"]
+    out += ["--procfs-api"] if args.api else ["--procfs-root", args.root]
+    if args.profile:
+        out += ["--procfs-profile", args.profile]
+    if args.impl:
+        out += ["--procfs-impl", args.impl]
+    if args.factory:
+        out += ["--procfs-api-factory", args.factory]
+    if args.junit:
+        out += ["--junitxml", args.junit]
+    if args.report:
+        out += ["--procfs-report-md", args.report]
+    if args.json:
+        out += ["--procfs-report-json", args.json]
+    if args.n:
+        out += ["-n", str(args.n)]
+    if args.k:
+        out += ["-k", args.k]
+    if importlib.util.find_spec("pytest_timeout"):
+        out += ["--timeout", "300"]
+    out += args.pytest_args or []
+    return out
+
+
+def cmd_conformance(args: argparse.Namespace) -> int:
+    if not args.root and not args.api:
+        print("bsdprocfs conformance: give --root PATH (a mounted procfs: native FreeBSD /proc "
+              "or a bsdprocfs FUSE mount) or --api (the in-process bsdprocfs API)",
+              file=sys.stderr)
+        return 2
+    if args.root and not os.path.isdir(args.root):
+        print(f"bsdprocfs conformance: --root {args.root}: not a directory", file=sys.stderr)
+        return 2
+    if args.n and not importlib.util.find_spec("xdist"):
+        print("bsdprocfs conformance: -n needs pytest-xdist (pip install pytest-xdist)",
+              file=sys.stderr)
+        return 2
+    import pytest
+    with tempfile.TemporaryDirectory(prefix="bsdpfs-conf-cli-") as d:
+        ini = os.path.join(d, "pytest.ini")
+        with open(ini, "w") as f:
+            f.write("[pytest]\n")
+        t0 = time.monotonic()
+        rc = int(pytest.main(build_args(args, ini)))
+        print(f"bsdprocfs conformance: {time.monotonic() - t0:.1f} s, exit {rc}"
+              + (" (failures above)" if rc else ""))
+    return 0 if rc == 0 else 1
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("conformance", help="judge a procfs implementation with the "
+                       "conformance suite and print the node x check matrix")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--root", metavar="PATH", help="a mounted procfs (FreeBSD /proc, FUSE mount)")
+    g.add_argument("--api", action="store_true", help="the in-process bsdprocfs API")
+    p.add_argument("--profile", choices=sorted(PROFILES),
+                   help="release profile (auto on native FreeBSD; compat for --api)")
+    p.add_argument("--impl", help="implementation whose declared divergences apply "
+                   "(native-freebsd, bsdprocfs-api, bsdprocfs-fuse, other)")
+    p.add_argument("--factory", metavar="MODULE:CALLABLE",
+                   help="with --api: build the API object with CALLABLE(profile)")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML")
+    p.add_argument("--report", metavar="FILE.md", help="write the matrix as Markdown")
+    p.add_argument("--json", metavar="FILE", help="write the matrix and every check as JSON")
+    p.add_argument("-n", type=int, default=0, metavar="N", help="parallel workers (xdist)")
+    p.add_argument("-k", metavar="EXPR", help="only checks matching EXPR (pytest -k)")
+    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    p.set_defaults(func=cmd_conformance)

@@ -1,0 +1,1 @@
+"""The conformance checks (collected with ``pytest --pyargs bsdprocfs_conformance.checks``)."""

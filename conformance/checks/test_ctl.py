@@ -1,0 +1,197 @@
+"""ctl (historical procfs_ctl.c, spec section 9): every word in every state,
+all 31 signal names, unknown words; only for profiles that have ctl."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import signal
+import threading
+
+import pytest
+
+from bsdprocfs_conformance.spec import CTL_WORDS, SIGNAL_NAMES, host_signal, regset_sizes
+from bsdprocfs_conformance.subjects import host_state, wait_for
+from bsdprocfs_conformance.targets import read, write
+from bsdprocfs_conformance.util import expect_errno, need_ctl
+
+ctl = pytest.mark.procfs("ctl", "ctl")
+STATES = ("running", "sleeping", "stopped", "traced", "self")
+#: errno per (state, word): attach EBUSY if traced, EINVAL on oneself; step/run need a
+#: stopped, traced child of the caller; detach is a no-op when untraced; wait returns
+#: at once unless the target is stopped and untraced (then it sleeps: tested apart).
+EXPECT = {
+    "running": {"attach": 0, "detach": 0, "step": errno.EBUSY, "run": errno.EBUSY, "wait": 0},
+    "sleeping": {"attach": 0, "detach": 0, "step": errno.EBUSY, "run": errno.EBUSY, "wait": 0},
+    "stopped": {"attach": 0, "detach": 0, "step": errno.EBUSY, "run": errno.EBUSY,
+                "wait": "blocks"},
+    "traced": {"attach": errno.EBUSY, "detach": 0, "step": 0, "run": 0, "wait": 0},
+    "self": {"attach": errno.EINVAL, "detach": 0, "step": errno.EBUSY, "run": errno.EBUSY,
+             "wait": 0},
+}
+
+
+def ctlw(target, pid, word: bytes) -> int:
+    return write(target, f"{pid}/ctl", word)
+
+
+@contextlib.contextmanager
+def subject_in(pool, target, state):
+    if state == "self":
+        yield None
+        return
+    # traced targets spin in user space: a step from inside a blocking read(2) would
+    # only trap once the read returns
+    busy = state in ("running", "traced")
+    s = pool.spawn(f"ctl-{state}", {"mode": "busy", "catch": True} if busy else {"catch": True})
+    try:
+        if not busy:
+            wait_for(lambda: host_state(s.pid) == "S", 5)
+        if state == "stopped":
+            s.stop()
+        if state == "traced":
+            ctlw(target, s.pid, b"attach")
+            ctlw(target, s.pid, b"wait")
+        yield s
+    finally:
+        with contextlib.suppress(OSError):
+            ctlw(target, s.pid, b"detach")
+        s.kill()
+
+
+@ctl
+@pytest.mark.parametrize("word", CTL_WORDS)
+@pytest.mark.parametrize("state", STATES)
+def test_ctl_word(target, prof, pool, state, word):
+    need_ctl(prof)
+    want = EXPECT[state][word]
+    with subject_in(pool, target, state) as s:
+        pid = "curproc" if s is None else s.pid
+        if want == "blocks":
+            result: list[int] = []
+
+            def run() -> None:
+                try:
+                    result.append(ctlw(target, pid, b"wait"))
+                except OSError as e:
+                    result.append(-(e.errno or 1))
+
+            th = threading.Thread(target=run, daemon=True)
+            th.start()
+            th.join(0.5)
+            assert th.is_alive(), f"wait on a stopped, untraced process returned {result}"
+            s.cont()
+            th.join(10)
+            assert result == [4], "wait returns once the process is no longer stopped"
+            return
+        got = expect_errno(want, ctlw, target, pid, word.encode())
+        if want == 0:
+            assert got == len(word)
+        if state != "self" and want == 0 and word == "attach":
+            ctlw(target, s.pid, b"wait")
+            assert host_state(s.pid) in ("T", "t"), "attach stops the target"
+
+
+@ctl
+def test_ctl_attach_detach_cycle(target, prof, pool):
+    """attach + wait stops the target (regs readable); detach resumes it (EBUSY again)."""
+    need_ctl(prof)
+    size = regset_sizes().get("regs")
+    with subject_in(pool, target, "sleeping") as s:
+        ctlw(target, s.pid, b"attach")
+        ctlw(target, s.pid, b"wait")
+        if size:
+            assert len(read(target, f"{s.pid}/regs", 4096)) == size
+        ctlw(target, s.pid, b"detach")
+        assert wait_for(lambda: host_state(s.pid) in ("S", "R"), 5), "detach resumes"
+        if size:
+            expect_errno(errno.EBUSY, read, target, f"{s.pid}/regs", 4096)
+        assert s.cmd("ping") == "pong"
+
+
+@ctl
+def test_ctl_step_then_wait(target, prof, pool):
+    need_ctl(prof)
+    with subject_in(pool, target, "traced") as s:
+        assert ctlw(target, s.pid, b"step") == 4
+        assert ctlw(target, s.pid, b"wait") == 4
+        assert host_state(s.pid) in ("T", "t"), "one step, then stopped again"
+
+
+@ctl
+@pytest.mark.parametrize("name", SIGNAL_NAMES)
+def test_ctl_signal_posted(target, prof, pool, name):
+    """An untraced target gets the signal posted (psignal)."""
+    need_ctl(prof)
+    sig = host_signal(name)
+    if name in ("kill", "stop"):
+        s = pool.spawn(f"sig-{name}")
+        try:
+            assert ctlw(target, s.pid, name.encode()) == len(name)
+            if name == "kill":
+                assert s.popen.wait(10) == -signal.SIGKILL
+            else:
+                assert wait_for(lambda: host_state(s.pid) in ("T", "t"), 5)
+        finally:
+            s.kill()
+        return
+    c = pool.get("catcher")
+    c.cmd("clear")
+    assert ctlw(target, c.pid, name.encode()) == len(name)
+    if sig is None:         # no such signal on this host (emt, info on Linux)
+        assert c.cmd("ping") == "pong"
+        return
+    assert wait_for(lambda: sig in c.cmd("sigs"), 5), f"SIG{name.upper()} not delivered"
+
+
+@ctl
+@pytest.mark.parametrize("name", ["usr1", "term", "hup", "cont"])
+def test_ctl_signal_resumes_traced(target, prof, pool, name):
+    """A traced, stopped target resumes with the written signal as its continue signal."""
+    need_ctl(prof)
+    with subject_in(pool, target, "traced") as s:
+        assert ctlw(target, s.pid, name.encode()) == len(name)
+        assert wait_for(lambda: host_state(s.pid) in ("S", "R"), 5), "target resumed"
+        ctlw(target, s.pid, b"detach")
+        sig = host_signal(name)
+        assert wait_for(lambda: sig in s.cmd("sigs"), 5)
+
+
+@ctl
+@pytest.mark.parametrize("word", [b"Attach", b"ATTACH", b"attac", b"attachx", b" attach",
+                                  b"sigusr1", b"usr3", b"9", b"", b"kill -9", b"detach\0x"])
+def test_ctl_unknown_word(target, prof, pool, word):
+    need_ctl(prof)
+    s = pool.get("sleeping")
+    if word == b"":
+        pytest.skip("a zero-length write(2) never reaches a FUSE file system")
+    expect_errno(errno.EOPNOTSUPP, ctlw, target, s.pid, word)
+    assert host_state(s.pid) == "S"
+
+
+@ctl
+@pytest.mark.parametrize("word", [b"detach\n", b"detach \t\n", b"wait\n"])
+def test_ctl_trailing_space(target, prof, pool, word):
+    need_ctl(prof)
+    assert ctlw(target, pool.get("sleeping").pid, word) == len(word)
+
+
+@ctl
+def test_ctl_kernel_process(target, prof):
+    """ctl has no vis callback: present for kernel processes too."""
+    need_ctl(prof)
+    from bsdprocfs_conformance.checks.test_states import kernel_pid
+    pid = kernel_pid()
+    if pid is None:
+        pytest.skip("no kernel process visible on this host")
+    assert target.lstat(f"{pid}/ctl").kind == "file"
+
+
+@ctl
+def test_ctl_absent_without_profile(target, prof, pool):
+    if prof.has_ctl:
+        assert target.lstat(f"{pool.get('sleeping').pid}/ctl").mode == 0o200
+    else:
+        expect_errno(errno.ENOENT, target.lstat, f"{pool.get('sleeping').pid}/ctl")
+
+

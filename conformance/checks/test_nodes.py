@@ -1,0 +1,251 @@
+"""Every node's grammar and values against subjects with known truth
+(spec sections 2-8)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+from bsdprocfs_conformance.spec import RLIMIT_IDENTS, escape_comm
+from bsdprocfs_conformance.subjects import COMM, FREEBSD
+from bsdprocfs_conformance.targets import read
+from bsdprocfs_conformance.util import (
+    elf_osrel,
+    need_node,
+    parse_map,
+    parse_status,
+)
+
+STATUS_FIELDS = ("comm", "pid", "ppid", "pgid", "sid", "tty", "flags", "start", "cputime",
+                 "wmesg", "euid", "ruid", "rgid", "groups", "jail")
+
+
+@pytest.fixture(scope="module")
+def rich(pool):
+    return pool.get("rich")
+
+
+@pytest.mark.procfs("status", "values")
+@pytest.mark.parametrize("field", STATUS_FIELDS)
+def test_status_rich(target, rich, tol, field):
+    """comm with octal escapes, own session with a pty, credentials, times, wmesg."""
+    t = rich.truth
+    before = rich.cmd("rusage") if field == "cputime" else None
+    s = parse_status(read(target, f"{rich.pid}/status"))
+    if field == "comm":
+        assert s.comm == escape_comm(COMM)
+    elif field in ("pid", "ppid", "pgid", "sid"):
+        assert getattr(s, field) == t[field]
+    elif field == "tty":
+        assert s.tty == t["tty"]
+    elif field == "flags":
+        assert s.flags == "ctty,sldr"
+    elif field == "start":
+        lo = int(t["t0"] * 1e6) - 2_000_000           # helper startup is well under 2 s
+        got = s.start[0] * 1_000_000 + s.start[1]
+        assert lo - tol("start_us") <= got <= int(t["t0"] * 1e6) + tol("start_us")
+    elif field == "cputime":
+        after = rich.cmd("rusage")
+        assert before is not None
+        for key, tv in (("ut", s.ut), ("st", s.st)):
+            got = tv[0] * 1_000_000 + tv[1]
+            assert before[key] - tol("cpu_us") <= got <= after[key] + tol("cpu_us"), key
+    elif field == "wmesg":
+        assert s.wmesg == "piperd", "blocked in read(2) on a pipe"
+    elif field in ("euid", "ruid", "rgid"):
+        assert getattr(s, field) == t[field]
+    elif field == "groups":
+        assert s.groups == t["groups"], "egid first, then the supplementary groups"
+    elif field == "jail":
+        assert s.jail == "-"
+
+
+@pytest.mark.procfs("status", "grammar")
+@pytest.mark.parametrize("subject", ["rich", "sleeping", "running", "stopped", "own", "catcher",
+                                     "curproc"])
+def test_status_grammar(target, pool, subject):
+    if subject == "own" and not pool.root:
+        pytest.skip("needs root")
+    pid = "curproc" if subject == "curproc" else str(pool.get(subject).pid)
+    s = parse_status(read(target, f"{pid}/status"))
+    want = os.getpid() if subject == "curproc" else pool.get(subject).pid
+    assert s.pid == want
+    if subject != "curproc":
+        t = pool.get(subject).truth
+        assert (s.euid, s.ruid, s.rgid, s.groups) == (t["euid"], t["ruid"], t["rgid"],
+                                                      t["groups"])
+        assert s.pgid == t["pgid"]
+
+
+@pytest.mark.procfs("status", "values")
+@pytest.mark.parametrize("subject,wmesg", [("running", "nochan"), ("sleeping", "piperd")])
+def test_status_wmesg(target, pool, subject, wmesg):
+    s = pool.get(subject)
+    got = [parse_status(read(target, f"{s.pid}/status")).wmesg for _ in range(3)]
+    assert wmesg in got, f"{subject}: wmesg {got}"
+
+
+@pytest.mark.procfs("status", "values")
+def test_status_flags_and_sid(target, pool):
+    """Session leader without a tty ("running": setsid) and a non-leader."""
+    r = parse_status(read(target, f"{pool.get('running').pid}/status"))
+    assert (r.flags, r.tty, r.sid) == ("sldr", "-", pool.get("running").pid)
+    s = pool.get("sleeping")
+    n = parse_status(read(target, f"{s.pid}/status"))
+    assert "sldr" not in n.flags
+    assert n.sid in (s.truth["sid"], 0), "sid = leader pid, or 0 once the leader is gone"
+
+
+@pytest.mark.procfs("status", "values")
+def test_status_times_advance(target, pool):
+    """The busy subject accumulates user time; start time is stable across reads."""
+    pid = pool.get("running").pid
+    a = parse_status(read(target, f"{pid}/status"))
+    time.sleep(0.15)
+    b = parse_status(read(target, f"{pid}/status"))
+    assert a.start == b.start
+    assert b.ut[0] * 1_000_000 + b.ut[1] > a.ut[0] * 1_000_000 + a.ut[1]
+
+
+@pytest.mark.procfs("status", "values")
+def test_status_jail(target, pool):
+    if not pool.root:
+        pytest.skip("a UTS namespace / jail needs root")
+    j = pool.get("jailed")
+    assert parse_status(read(target, f"{j.pid}/status")).jail == j.truth["jail"]
+
+
+@pytest.mark.procfs("cmdline", "values")
+@pytest.mark.parametrize("subject", ["rich", "sleeping", "curproc"])
+def test_cmdline(target, pool, subject):
+    if subject == "curproc":
+        argv = [os.fsencode(a) for a in sys.orig_argv]
+        pid = "curproc"
+    else:
+        s = pool.get(subject)
+        argv = [bytes.fromhex(a) for a in s.truth["argv_hex"]]
+        pid = str(s.pid)
+    assert read(target, f"{pid}/cmdline") == b"".join(a + b"\0" for a in argv)
+
+
+@pytest.mark.procfs("rlimit", "grammar")
+def test_rlimit_lines(target, prof, rich):
+    data = read(target, f"{rich.pid}/rlimit")
+    assert data.endswith(b"\n")
+    lines = data.split(b"\n")[:-1]
+    assert [ln.split(b" ")[0].decode() for ln in lines] == list(prof.rlimit_idents)
+    for ln in lines:
+        name, cur, mx = ln.split(b" ")
+        for v in (cur, mx):
+            assert v == b"-1" or (v.isdigit() and (v == b"0" or not v.startswith(b"0"))), ln
+
+
+@pytest.mark.procfs("rlimit", "values")
+@pytest.mark.parametrize("ident", RLIMIT_IDENTS)
+def test_rlimit_value(target, prof, rich, ident):
+    if ident not in prof.rlimit_idents:
+        pytest.skip(f"not provided by profile {prof.name}: no {ident} limit")
+    lines = read(target, f"{rich.pid}/rlimit").split(b"\n")
+    i = prof.rlimit_idents.index(ident)
+    name, cur, mx = lines[i].split(b" ")
+    assert name.decode() == ident
+    truth = rich.truth["rlimits"].get(ident)
+    if truth is None:            # no such limit on this host: a number or -1
+        assert cur == b"-1" or cur.isdigit()
+        return
+    assert [int(cur), int(mx)] == truth, "RLIM_INFINITY prints -1"
+
+
+@pytest.fixture(scope="module")
+def rich_map(target, rich):
+    return parse_map(read(target, f"{rich.pid}/map"))
+
+
+def _entry(entries, start):
+    hits = [e for e in entries if e.start == start]
+    assert hits, f"no map entry starts at {start:#x}"
+    return hits[0]
+
+
+@pytest.mark.procfs("map", "grammar")
+def test_map_order(rich_map):
+    assert rich_map
+    for a, b in zip(rich_map, rich_map[1:]):
+        assert a.start < a.end <= b.start, "entries sorted and disjoint"
+
+
+@pytest.mark.procfs("map", "values")
+@pytest.mark.parametrize("region", ["rw", "ro", "file", "hole_before"])
+def test_map_region(prof, rich, rich_map, region):
+    r = rich.truth["maps"][region]
+    e = _entry(rich_map, r[0])
+    assert (e.end, e.prot) == (r[1], r[2])
+    if region == "file":
+        assert e.path == r[3].encode() and e.type == "vnode" and not e.cow
+    elif region == "ro":
+        assert e.type == "none" and e.path == b"-" and e.cow, "untouched anonymous: no object"
+    else:
+        assert e.type == prof.anon_type and e.path == b"-" and e.cow
+        assert e.resident >= 1
+
+
+@pytest.mark.procfs("map", "values")
+def test_map_hole(rich, rich_map):
+    hole = rich.truth["maps"]["hole"]
+    assert not [e for e in rich_map if e.start <= hole < e.end], "the unmapped page is listed"
+
+
+@pytest.mark.procfs("map", "values")
+def test_map_charge(rich, rich_map):
+    for e in rich_map:
+        assert e.uid == (rich.truth["ruid"] if e.charged else -1), e
+
+
+@pytest.mark.procfs("map", "grammar")
+@pytest.mark.parametrize("subject", ["sleeping", "running", "curproc"])
+def test_map_grammar(target, prof, pool, subject):
+    pid = "curproc" if subject == "curproc" else str(pool.get(subject).pid)
+    entries = parse_map(read(target, f"{pid}/map"))
+    assert entries and all(e.type in prof.map_types for e in entries)
+
+
+def _etype() -> bytes:
+    bits = 64 if sys.maxsize > 2**32 else 32
+    return f"{'FreeBSD' if FREEBSD else 'Linux'} ELF{bits}\n".encode()
+
+
+@pytest.mark.procfs("etype", "values")
+@pytest.mark.parametrize("subject", ["rich", "sleeping", "curproc"])
+def test_etype(target, pool, subject):
+    pid = "curproc" if subject == "curproc" else str(pool.get(subject).pid)
+    assert read(target, f"{pid}/etype") == _etype()
+
+
+@pytest.mark.procfs("osrel", "values")
+@pytest.mark.parametrize("subject", ["rich", "curproc"])
+def test_osrel_read(target, pool, subject):
+    if subject == "curproc":
+        pid, exe = "curproc", os.path.realpath(sys.executable)
+    else:
+        s = pool.get(subject)
+        pid, exe = str(s.pid), bytes.fromhex(s.truth["exe"])
+    assert read(target, f"{pid}/osrel") == b"%d\n" % elf_osrel(exe)
+
+
+@pytest.mark.procfs("file", "values")
+@pytest.mark.parametrize("node", ["file", "exe"])
+@pytest.mark.parametrize("subject", ["rich", "sleeping"])
+def test_file_link(target, prof, pool, node, subject):
+    need_node(prof, node)
+    s = pool.get(subject)
+    assert os.fsencode(target.readlink(f"{s.pid}/{node}")) == bytes.fromhex(s.truth["exe"])
+
+
+@pytest.mark.procfs("file", "values")
+@pytest.mark.parametrize("node", ["file", "exe"])
+def test_curproc_file(target, prof, node):
+    need_node(prof, node)
+    assert target.readlink(f"curproc/{node}") == os.path.realpath(sys.executable)

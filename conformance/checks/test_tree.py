@@ -1,0 +1,203 @@
+"""The tree: root listing and order, curproc/self, node sets, stat attributes,
+set-id modes, pid-name lookup (spec sections 1 and 13)."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from bsdprocfs_conformance.spec import ALL_NODE_NAMES, NODE
+from bsdprocfs_conformance.targets import read, write
+from bsdprocfs_conformance.util import expect_errno, need_node, parse_status
+
+tree = pytest.mark.procfs("tree", "tree")
+
+
+@tree
+def test_root_stat(target):
+    st = target.lstat("")
+    assert (st.kind, st.mode, st.uid, st.gid) == ("dir", 0o555, 0, 0)
+    assert (st.size, st.nlink) == (0, 1)
+
+
+@pytest.mark.procfs("tree", "ino")
+def test_root_ino(target):
+    assert target.lstat("").ino == 2
+
+
+@tree
+def test_root_listing_order(target, prof):
+    names = target.listdir("")
+    n = len(prof.root_nodes)
+    assert tuple(names[:n]) == prof.root_nodes
+    rest = names[n:]
+    assert rest and all(x.isdigit() and (x == "0" or not x.startswith("0")) for x in rest), rest
+    assert len(set(rest)) == len(rest), "duplicate pid directories"
+
+
+@tree
+def test_root_listing_has_subjects(target, pool):
+    subs = [pool.get(n) for n in ("sleeping", "running", "stopped")]
+    names = set(target.listdir(""))
+    for s in subs:
+        assert str(s.pid) in names, f"{s.name} subject {s.pid} missing from the root listing"
+    assert str(pool.get("zombie").pid) not in names, "a zombie must not be listed"
+
+
+@tree
+def test_root_listing_newest_first(target, pool):
+    a, b = pool.spawn("order-a"), pool.spawn("order-b")
+    try:
+        if b.pid < a.pid:
+            pytest.skip("pids wrapped between the two subjects")
+        names = target.listdir("")
+        assert names.index(str(b.pid)) < names.index(str(a.pid)), "allproc order: newest first"
+    finally:
+        a.kill()
+        b.kill()
+
+
+@pytest.mark.procfs("curproc", "tree")
+@pytest.mark.parametrize("node", ["curproc", "self"])
+def test_root_link_readlink(target, prof, node):
+    if node == "self" and not prof.has_self_exe:
+        expect_errno(errno.ENOENT, target.lstat, "self")
+        return
+    assert target.readlink(node) == str(os.getpid())
+
+
+@pytest.mark.procfs("curproc", "tree")
+@pytest.mark.parametrize("node", ["curproc", "self"])
+def test_root_link_stat(target, prof, node):
+    need_node(prof, node)
+    st = target.lstat(node)
+    assert (st.kind, st.mode, st.uid, st.gid, st.nlink) == ("link", 0o444, 0, 0, 1)
+
+
+@pytest.mark.procfs("curproc", "tree")
+def test_curproc_is_my_directory(target, prof):
+    st = target.stat("curproc")
+    assert (st.kind, st.mode, st.uid, st.gid) == ("dir", 0o555, os.getuid(), os.getgid())
+    assert tuple(target.listdir("curproc")) == prof.pid_nodes
+    s = parse_status(read(target, "curproc/status"))
+    assert s.pid == os.getpid()
+
+
+@tree
+@pytest.mark.parametrize("subject", ["rich", "sleeping", "running", "stopped"])
+def test_pid_dir_listing(target, prof, pool, subject):
+    s = pool.get(subject)
+    assert tuple(target.listdir(str(s.pid))) == prof.pid_nodes
+
+
+@tree
+@pytest.mark.parametrize("subject", ["rich", "sleeping", "sugid"])
+def test_pid_dir_stat(target, pool, subject):
+    if subject == "sugid" and not pool.root:
+        pytest.skip("set-id subject needs root")
+    s = pool.get(subject)
+    st = target.lstat(str(s.pid))
+    assert (st.kind, st.mode, st.size, st.nlink) == ("dir", 0o555, 0, 1)
+    assert (st.uid, st.gid) == (s.truth["ruid"], s.truth["rgid"]), "owner = real uid/gid"
+
+
+@pytest.mark.procfs("*", "stat")
+@pytest.mark.parametrize("node", ALL_NODE_NAMES)
+def test_node_stat(target, prof, pool, node):
+    need_node(prof, node)
+    s = pool.get("rich")
+    n = NODE[node]
+    st = target.lstat(f"{s.pid}/{node}")
+    assert st.kind == n.kind
+    assert oct(st.mode) == oct(n.mode)
+    assert (st.uid, st.gid) == (s.truth["ruid"], s.truth["rgid"])
+    assert (st.size, st.nlink) == (0, 1)
+
+
+@pytest.mark.procfs("*", "ino")
+@pytest.mark.parametrize("node", ALL_NODE_NAMES)
+def test_node_ino(target, prof, pool, node):
+    need_node(prof, node)
+    pid = pool.get("sleeping").pid
+    assert target.lstat(f"{pid}/{node}").ino % 100000 == pid, "fileno * NO_PID + pid"
+
+
+@pytest.mark.procfs("*", "sugid")
+@pytest.mark.parametrize("node", ALL_NODE_NAMES)
+def test_sugid_mode(target, prof, pool, node):
+    need_node(prof, node)
+    if not pool.root:
+        pytest.skip("set-id subject needs root")
+    s = pool.get("sugid")
+    n = NODE[node]
+    st = target.lstat(f"{s.pid}/{node}")
+    assert oct(st.mode) == oct(0 if n.attr else n.mode), "P_SUGID: attr-callback nodes get 0"
+    assert (st.uid, st.gid) == (s.truth["ruid"], s.truth["rgid"])
+
+
+@pytest.mark.procfs("*", "tree")
+@pytest.mark.parametrize("node", ALL_NODE_NAMES)
+def test_node_presence(target, prof, pool, node):
+    pid = pool.get("sleeping").pid
+    if node in prof.pid_nodes:
+        assert target.lstat(f"{pid}/{node}").kind == NODE[node].kind
+    else:
+        expect_errno(errno.ENOENT, target.lstat, f"{pid}/{node}")
+
+
+@tree
+@pytest.mark.parametrize("name", ["abc", "12a", "-1", "+1", "1.0", " 1", "0x10", "curproc2",
+                                  "9" * 20, "1" * 130, "99999999"])
+def test_bad_pid_names(target, name):
+    expect_errno(errno.ENOENT, target.lstat, name)
+
+
+@tree
+@pytest.mark.parametrize("zeros", ["0", "000"])
+def test_leading_zeros(target, pool, zeros):
+    s = pool.get("sleeping")
+    name = zeros + str(s.pid)
+    assert target.lstat(name).kind == "dir"
+    assert parse_status(read(target, f"{name}/status")).pid == s.pid
+
+
+@tree
+@pytest.mark.parametrize("name", ["bogus", "Status", "status2", "maps", "stat", "ctl2"])
+def test_unknown_node(target, pool, name):
+    expect_errno(errno.ENOENT, target.lstat, f"{pool.get('sleeping').pid}/{name}")
+
+
+@pytest.mark.procfs("status", "tree")
+def test_readlink_non_link(target, pool):
+    expect_errno(errno.EINVAL, target.readlink, f"{pool.get('sleeping').pid}/status")
+
+
+@tree
+def test_read_directory(target, pool):
+    if target.kind != "path":
+        pytest.skip("read(2) on a directory is not expressible through the API")
+    expect_errno(errno.EINVAL, target.read_directory, str(pool.get("sleeping").pid))
+
+
+@pytest.mark.procfs("*", "errors")
+@pytest.mark.parametrize("node", ["cmdline", "etype", "map", "rlimit", "status"])
+def test_write_readonly_node(target, pool, node):
+    """Root may open a 0444 node for writing (vaccess); the write is EBADF."""
+    rel = f"{pool.get('sleeping').pid}/{node}"
+    if os.geteuid() != 0:
+        expect_errno(errno.EACCES, target.open, rel, "w")
+        return
+    expect_errno(errno.EBADF, write, target, rel, b"x")
+
+
+@pytest.mark.procfs("*", "errors")
+@pytest.mark.parametrize("node", ["note", "notepg", "ctl"])
+def test_read_writeonly_node(target, prof, pool, node):
+    need_node(prof, node)
+    rel = f"{pool.get('sleeping').pid}/{node}"
+    if os.geteuid() != 0:
+        expect_errno(errno.EACCES, target.open, rel, "r")
+        return
+    expect_errno(errno.EBADF, read, target, rel, 16)

@@ -1,0 +1,305 @@
+"""pytest plugin (entry point ``bsdprocfs_conformance``): options, fixtures and
+the matrix.  Inert unless ``--procfs-root`` or ``--procfs-api`` is given: it
+then only registers options and a marker, and touches no other test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from . import divergences
+from .matrix import NOT_PROVIDED, Matrix
+from .spec import PROFILES, ProfileSpec, profile_for_osreldate
+from .subjects import EXTRA_GID
+
+PKG = "bsdprocfs_conformance."
+CHECKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checks")
+
+
+def _is_check(item: pytest.Item) -> bool:
+    """A check of this suite, whatever name pytest imported its module under."""
+    return os.path.dirname(os.path.abspath(str(getattr(item, "path", "")))) == CHECKS_DIR
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("bsdprocfs-conformance", "procfs conformance suite")
+    g.addoption("--procfs-root", default=None, metavar="PATH",
+                help="judge the procfs mounted at PATH (native FreeBSD /proc, a FUSE mount)")
+    g.addoption("--procfs-api", action="store_true", default=False,
+                help="judge the in-process bsdprocfs API")
+    g.addoption("--procfs-api-factory", default=None, metavar="MODULE:CALLABLE",
+                help="build the API object with CALLABLE(profile) instead of ProcFS")
+    g.addoption("--procfs-profile", default=None, choices=sorted(PROFILES),
+                help="FreeBSD release profile (auto on native FreeBSD; compat for the API)")
+    g.addoption("--procfs-impl", default=None,
+                help="implementation whose declared divergences apply "
+                     f"({', '.join(divergences.IMPLS)})")
+    g.addoption("--procfs-report-md", default=None, metavar="FILE")
+    g.addoption("--procfs-report-json", default=None, metavar="FILE")
+
+
+@dataclass
+class Settings:
+    root: str | None
+    api: bool
+    factory: str | None
+    profile: str
+    impl: str
+
+    @property
+    def prof(self) -> ProfileSpec:
+        return PROFILES[self.profile]
+
+
+def _bsdprocfs_fuse(root: str) -> bool:
+    """Is ``root`` a bsdprocfs FUSE mount (per /proc/self/mountinfo)?"""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    real = os.path.realpath(root)
+    for ln in lines:
+        left, _, right = ln.partition(" - ")
+        f = left.split()
+        r = right.split()
+        if len(f) > 4 and f[4] == real and r and r[0].startswith("fuse"):
+            return "bsdprocfs" in right
+    return False
+
+
+def resolve_settings(config: pytest.Config) -> Settings | None:
+    root = config.getoption("procfs_root")
+    api = bool(config.getoption("procfs_api"))
+    if not root and not api:
+        return None
+    if root and api:
+        raise pytest.UsageError("give either --procfs-root or --procfs-api, not both")
+    profile = config.getoption("procfs_profile")
+    impl = config.getoption("procfs_impl")
+    native = bool(root) and sys.platform.startswith("freebsd")
+    fuse = bool(root) and not native and _bsdprocfs_fuse(root)
+    if not profile:
+        if native:
+            out = subprocess.run(["sysctl", "-n", "kern.osreldate"], capture_output=True,
+                                 text=True, check=True).stdout
+            profile = profile_for_osreldate(int(out))
+        elif api or fuse:
+            profile = "compat"
+        else:
+            raise pytest.UsageError(
+                f"--procfs-profile is required for {root} (choose {', '.join(PROFILES)}); "
+                "it is auto-detected only on native FreeBSD")
+    if not impl:
+        impl = ("bsdprocfs-api" if api else "native-freebsd" if native
+                else "bsdprocfs-fuse" if fuse else "other")
+    if impl not in divergences.IMPLS:
+        raise pytest.UsageError(f"--procfs-impl {impl!r}: choose {', '.join(divergences.IMPLS)}")
+    return Settings(root, api, config.getoption("procfs_api_factory"), profile, impl)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "procfs(node, category): conformance check cell")
+    s = resolve_settings(config)
+    if s is None:
+        return
+    config._procfs_settings = s  # type: ignore[attr-defined]
+    m = Matrix()
+    m.meta = {"target": f"root {s.root}" if s.root else "bsdprocfs API" + (
+        f" ({s.factory})" if s.factory else ""), "profile": s.profile, "impl": s.impl,
+        "platform": sys.platform, "uid": os.geteuid()}
+    config._procfs_matrix = m  # type: ignore[attr-defined]
+    config._procfs_final = {}  # type: ignore[attr-defined]
+
+
+def _check_id(item: pytest.Item) -> str:
+    mod = os.path.splitext(os.path.basename(str(item.path)))[0]
+    return f"{mod.removeprefix('test_')}::{item.name}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    s: Settings | None = getattr(config, "_procfs_settings", None)
+    for item in items:
+        if not _is_check(item):
+            continue
+        mk = item.get_closest_marker("procfs")
+        node, cat = (mk.args[0], mk.args[1]) if mk else ("*", "misc")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        node = params.get("node", node)
+        cid = _check_id(item)
+        item.user_properties += [("procfs_node", node), ("procfs_category", cat),
+                                 ("procfs_check", cid)]
+        if s is None:
+            item.add_marker(pytest.mark.skip(
+                reason="no procfs target: give --procfs-root PATH or --procfs-api"))
+            continue
+        d = divergences.match(s.impl, cid)
+        if d:
+            item.add_marker(pytest.mark.xfail(reason=f"{s.impl}: {d.reason}", strict=True))
+
+
+def _reason(report: pytest.TestReport) -> str:
+    lr = report.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        return str(lr[2]).removeprefix("Skipped: ")
+    return str(getattr(report, "wasxfail", "") or lr or "")[-2000:]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    props = dict(report.user_properties)
+    if "procfs_node" not in props:
+        return
+    cfg = _CONFIG.get("config")
+    final = getattr(cfg, "_procfs_final", None)
+    if final is None:
+        return
+    key = report.nodeid
+    prev = final.get(key)
+    if report.failed:
+        outcome = "failed"
+    elif report.skipped and hasattr(report, "wasxfail"):
+        outcome = "divergence"
+    elif report.skipped:
+        outcome = "not_provided" if _reason(report).startswith(NOT_PROVIDED) else "skipped"
+    elif report.when == "call":
+        outcome = "passed"
+    else:
+        return
+    if prev and prev[0] == "failed":
+        return
+    final[key] = (outcome, props["procfs_node"], props["procfs_category"],
+                  props["procfs_check"], _reason(report) if outcome != "passed" else "")
+
+
+_CONFIG: dict[str, Any] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CONFIG["config"] = session.config
+
+
+def _matrix(config: pytest.Config) -> Matrix | None:
+    m: Matrix | None = getattr(config, "_procfs_matrix", None)
+    if m is None or getattr(m, "_filled", False):
+        return m
+    for outcome, node, cat, cid, reason in config._procfs_final.values():  # type: ignore
+        m.add(cid, node, cat, outcome, reason)
+    m._filled = True  # type: ignore[attr-defined]
+    return m
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    m = _matrix(config)
+    if m is None:
+        return
+    md = config.getoption("procfs_report_md")
+    js = config.getoption("procfs_report_json")
+    if md:
+        with open(md, "w", encoding="utf-8") as f:
+            f.write(m.markdown())
+    if js:
+        with open(js, "w", encoding="utf-8") as f:
+            f.write(m.to_json())
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    m = _matrix(config)
+    if m is None or not m.tests:
+        return
+    terminalreporter.section("procfs conformance matrix (node x check category)")
+    for k, v in m.meta.items():
+        terminalreporter.write_line(f"{k}: {v}")
+    terminalreporter.write_line(m.text())
+
+
+# ---------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def procfs_settings(request: pytest.FixtureRequest) -> Settings:
+    s: Settings | None = getattr(request.config, "_procfs_settings", None)
+    if s is None:
+        pytest.skip("no procfs target: give --procfs-root PATH or --procfs-api")
+    return s
+
+
+@pytest.fixture(scope="session")
+def target(procfs_settings: Settings) -> Any:
+    from .targets import make_target
+    return make_target(procfs_settings.root, procfs_settings.api, procfs_settings.profile,
+                       procfs_settings.factory)
+
+
+@pytest.fixture(scope="session")
+def prof(procfs_settings: Settings) -> ProfileSpec:
+    return procfs_settings.prof
+
+
+@pytest.fixture(scope="session")
+def tol(procfs_settings: Settings) -> Any:
+    return lambda name: divergences.tolerance(procfs_settings.impl, name)
+
+
+@pytest.fixture(scope="session")
+def pool(procfs_settings: Settings) -> Any:
+    from .subjects import Pool
+    from .targets import make_target, write
+    p = Pool()
+    t = make_target(procfs_settings.root, procfs_settings.api, procfs_settings.profile,
+                    procfs_settings.factory)
+    p.ctl = lambda pid, word: write(t, f"{pid}/ctl", word)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+class Observer:
+    """Runs operations as the unprivileged test user (a child with dropped ids)."""
+
+    def __init__(self, settings: Settings, pool: Any) -> None:
+        from . import observer, targets
+        self.settings = settings
+        self.pool = pool
+        self.dir = pool.dir
+        for mod in (observer, targets):
+            shutil.copy2(mod.__file__, self.dir)
+        self.uid, self.gid = pool.user
+
+    def run(self, ops: list[list[Any]]) -> dict[str, Any]:
+        s = self.settings
+        paths = [p for p in sys.path if p and os.path.isdir(p)]
+        try:
+            import bsdprocfs
+            paths.insert(0, os.path.dirname(os.path.dirname(bsdprocfs.__file__)))
+        except ImportError:
+            pass
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), PYTHONDONTWRITEBYTECODE="1")
+        cfg = {"root": s.root, "api": s.api, "profile": s.profile, "factory": s.factory}
+        p = subprocess.run([self.pool.plain_exe, "-S", os.path.join(self.dir, "observer.py"),
+                            json.dumps(cfg)], input=json.dumps(ops), capture_output=True,
+                           text=True, user=self.uid, group=self.gid,
+                           extra_groups=[self.gid, EXTRA_GID],
+                           env=env, cwd=self.dir, timeout=60)
+        if p.returncode:
+            raise AssertionError(f"observer failed: {p.stderr[-2000:]}")
+        out: dict[str, Any] = json.loads(p.stdout)
+        return out
+
+
+@pytest.fixture(scope="session")
+def observer(procfs_settings: Settings, pool: Any) -> Observer:
+    if os.geteuid() != 0:
+        pytest.skip("the unprivileged observer needs root to drop privileges in a child")
+    return Observer(procfs_settings, pool)

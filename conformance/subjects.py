@@ -1,0 +1,245 @@
+"""Subject processes with known truth, started and reaped by the suite."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
+#: comm of the rich subject: a space, a backslash and a high byte need octal escapes.
+COMM = b"bpc s\\x\xe9"
+ARGV_EXTRA = ["arg with space", "", "tab\there", "\u00fcml"]
+TEST_USER = "bsdpfs_conf"
+EXTRA_GID = 54321
+FREEBSD = sys.platform.startswith("freebsd")
+LINUX = sys.platform.startswith("linux")
+
+
+def ensure_user(name: str = TEST_USER) -> tuple[int, int]:
+    """The unprivileged test user (created when missing; needs root)."""
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        cmd = (["pw", "useradd", name, "-d", "/nonexistent", "-s", "/usr/sbin/nologin"]
+               if FREEBSD else ["useradd", "--system", "--no-create-home", "--user-group",
+                                "--shell", "/usr/sbin/nologin", name])
+        subprocess.run(cmd, check=True, capture_output=True)
+        pw = pwd.getpwnam(name)
+    return pw.pw_uid, pw.pw_gid
+
+
+def wait_for(cond: Any, timeout: float = 10.0, interval: float = 0.005) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+def host_state(pid: int) -> str:
+    """The host's own view of a process state (R S T t Z), for waiting only."""
+    if LINUX:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                st = f.read()
+            return chr(st[st.rindex(b")") + 2])
+        except OSError:
+            return "?"
+    out = subprocess.run(["ps", "-o", "state=", "-p", str(pid)], capture_output=True,
+                         text=True).stdout.strip()
+    return out[:1] or "?"
+
+
+class Subject:
+    def __init__(self, name: str, popen: subprocess.Popen, truth: dict | None) -> None:
+        self.name = name
+        self.popen = popen
+        self.truth = truth or {}
+        self.pid = popen.pid
+        self.reaped = False
+
+    def send(self, line: str) -> None:
+        assert self.popen.stdin
+        self.popen.stdin.write((line + "\n").encode())
+        self.popen.stdin.flush()
+
+    def cmd(self, line: str, timeout: float = 10.0) -> Any:
+        self.send(line)
+        return _readline_json(self.popen, timeout)
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def stop(self) -> None:
+        self.signal(signal.SIGSTOP)
+        wait_for(lambda: host_state(self.pid) in ("T", "t"), 5)
+
+    def cont(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.reaped:
+            return
+        self.signal(signal.SIGKILL)
+        self.signal(signal.SIGCONT)
+        for f in (self.popen.stdin, self.popen.stdout):
+            with contextlib.suppress(OSError):
+                if f:
+                    f.close()
+        with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
+            self.popen.wait(10)
+        self.reaped = True
+
+
+def _readline_json(p: subprocess.Popen, timeout: float) -> Any:
+    assert p.stdout
+    fd = p.stdout.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"subject {p.pid} did not answer")
+        chunk = os.read(fd, 1)
+        if not chunk:
+            raise EOFError(f"subject {p.pid} closed its output (exit {p.poll()})")
+        buf += chunk
+    return json.loads(buf)
+
+
+class Pool:
+    """Starts subjects on demand (session-scoped) and kills every one at the end."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="bsdpfs-conf-")
+        os.chmod(self.dir, 0o755)
+        real = os.path.realpath(sys.executable)
+        self.exe = os.path.join(os.fsencode(self.dir), COMM)
+        shutil.copy2(real, self.exe)
+        os.chmod(self.exe, 0o755)
+        # Subjects (and the unprivileged observer) run copies of the interpreter: the
+        # original may sit below a directory other users cannot search.
+        self.plain_exe = os.path.join(self.dir, "bsdpfs-subject")
+        shutil.copy2(real, self.plain_exe)
+        os.chmod(self.plain_exe, 0o755)
+        self.helper = os.path.join(self.dir, "helper.py")
+        shutil.copy2(HELPER, self.helper)
+        os.chmod(self.helper, 0o644)
+        self.mapfile = os.path.join(self.dir, "conf map file.dat")
+        with open(self.mapfile, "wb") as f:
+            f.write(b"M" * 8192)
+        os.chmod(self.mapfile, 0o644)
+        self.root = os.geteuid() == 0
+        self.user: tuple[int, int] | None = ensure_user() if self.root else None
+        self.cache: dict[str, Subject] = {}
+        self.ctl: Any = None            # set by the suite: ctl(pid, word) through the target
+        self.all: list[Subject] = []
+
+    def spawn(self, name: str, spec: dict | None = None, *, rich_exe: bool = False,
+              as_user: bool = False, wait_truth: bool = True, wrap: list[str] | None = None,
+              extra_args: list[str] | None = None) -> Subject:
+        spec = dict(spec or {})
+        exe = self.exe if rich_exe else os.fsencode(self.plain_exe)
+        argv: list[Any] = [exe, "-S", self.helper, json.dumps(spec)] + (extra_args or [])
+        kw: dict[str, Any] = {}
+        if as_user and self.user:
+            uid, gid = self.user
+            kw.update(user=uid, group=gid, extra_groups=[gid, EXTRA_GID])
+        if wrap:            # the last wrapper word prefixes the executable ("command=")
+            argv = wrap[:-1] + [wrap[-1] + os.fsdecode(exe)] + argv[1:]
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             close_fds=True, **kw)
+        s = Subject(name, p, None)
+        self.all.append(s)
+        if wait_truth:
+            try:
+                s.truth = _readline_json(p, 20)
+            except Exception:
+                s.kill()
+                raise
+            s.pid = s.truth["pid"]
+        return s
+
+    def get(self, name: str) -> Subject:
+        if name not in self.cache:
+            self.cache[name] = getattr(self, "_make_" + name)()
+        return self.cache[name]
+
+    # ------------------------------------------------------------- the subjects
+    def _make_rich(self) -> Subject:
+        """Known comm, session + pty, credentials, rlimits, maps and argv; sleeping."""
+        spec = {"setsid": True, "tty": True, "maps": True, "mapfile": self.mapfile,
+                "setrlimit": {"nofile": [200, 300], "core": [0, -1], "fsize": [1 << 30, -1],
+                              "cpu": [3600, 7200]}}
+        s = self.spawn("rich", spec, rich_exe=True, as_user=True, extra_args=ARGV_EXTRA)
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _make_sleeping(self) -> Subject:
+        s = self.spawn("sleeping", {"maps": True})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _make_running(self) -> Subject:
+        return self.spawn("running", {"mode": "busy", "setsid": True, "maps": True})
+
+    def _make_stopped(self) -> Subject:
+        s = self.spawn("stopped", {"maps": True})
+        s.stop()
+        return s
+
+    def _make_catcher(self) -> Subject:
+        s = self.spawn("catcher", {"catch": True})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _make_traced(self) -> Subject:
+        """Stopped under ctl attach + wait (the caller checks the profile has ctl)."""
+        s = self.spawn("traced", {"maps": True})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        s.traced_by = self.ctl
+        self.ctl(s.pid, b"attach")
+        self.ctl(s.pid, b"wait")
+        return s
+
+    def _make_zombie(self) -> Subject:
+        s = self.spawn("zombie", {"exit": 3}, wait_truth=False)
+        wait_for(lambda: host_state(s.pid) == "Z", 10)
+        return s
+
+    def _make_sugid(self) -> Subject:
+        assert self.user
+        uid, gid = self.user
+        return self.spawn("sugid", {"setcred": [uid, 65534, gid]})
+
+    def _make_own(self) -> Subject:
+        """Owned by the unprivileged observer's user (debuggable by it)."""
+        return self.spawn("own", {"maps": True}, as_user=True)
+
+    def _make_jailed(self) -> Subject:
+        name = "bsdpfs-conf-jail"
+        if FREEBSD:          # UNVERIFIED: jail(8) with command= keeps our pipes
+            wrap = ["jail", "-c", "path=/", "name=bsdpfs_conf", f"host.hostname={name}",
+                    "ip4=inherit", "command="]
+            return self.spawn("jailed", {"uts": name}, wrap=wrap)
+        return self.spawn("jailed", {"uts": name})
+
+    def close(self) -> None:
+        for s in self.all:
+            if getattr(s, "traced_by", None) and not s.reaped:
+                with contextlib.suppress(OSError):
+                    s.traced_by(s.pid, b"detach")
+            s.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,180 @@
+"""``bsdprocfs bench``: the command's contract (rows, JSON shape, clean-up), never its speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from bsdprocfs import bench
+
+ROW_NAMES = [name for name, _, _ in bench.ROWS]
+
+
+def _marked_pids(marker: str) -> list[int]:
+    """Live processes whose environment carries ``marker`` (i.e. the bench's helpers)."""
+    out = []
+    needle = f"BSDPROCFS_BENCH_TEST={marker}".encode()
+    for n in os.listdir("/proc"):
+        if not n.isdigit():
+            continue
+        try:
+            with open(f"/proc/{n}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            out.append(int(n))
+    return out
+
+
+def _mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mounts") as f:
+        return [ln.split()[1] for ln in f if ln.split()[1].startswith(path)]
+
+
+@pytest.mark.timeout(170)
+def test_quick_bench_json_shape_and_cleanup():
+    marker = uuid.uuid4().hex
+    with tempfile.TemporaryDirectory(prefix="bsdprocfs-benchtest-") as tmp:
+        private_tmp = os.path.join(tmp, "tmp")
+        os.mkdir(private_tmp)
+        out_json = os.path.join(tmp, "bench.json")
+        env = dict(os.environ, TMPDIR=private_tmp, BSDPROCFS_BENCH_TEST=marker)
+        r = subprocess.run([sys.executable, "-m", "bsdprocfs", "bench", "--quick",
+                            "--json", out_json], capture_output=True, env=env, timeout=160)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        table = r.stdout.decode()
+        with open(out_json, encoding="utf-8") as f:
+            data = json.load(f)
+        # leaves nothing behind: no helper process, no mount, no temp file
+        assert _marked_pids(marker) == []
+        assert _mounts_under(private_tmp) == []
+        assert os.listdir(private_tmp) == []
+
+    assert list(data) == ROW_NAMES
+    for name in ROW_NAMES:
+        row = data[name]
+        assert name in table
+        assert {"ratio", "goal", "met", "a", "b"} <= set(row), name
+        goal, op = bench.GOALS[name]
+        assert row["goal"] == goal and row["goal_op"] == op
+        if row["ratio"] is None:
+            # skipped: says why, claims nothing
+            assert isinstance(row["skipped"], str) and row["skipped"], name
+            assert row["met"] is None and row["a"] is None and row["b"] is None
+            assert "skipped" in table.split(name, 1)[1].splitlines()[0]
+            continue
+        assert isinstance(row["ratio"], float) and row["ratio"] > 0, name
+        assert isinstance(row["a"], float) and isinstance(row["b"], float), name
+        assert row["a"] > 0 and row["b"] > 0 and row["unit"], name
+        if goal is None:
+            assert row["met"] is None
+        else:
+            assert row["met"] is (row["ratio"] <= goal if op == "<=" else row["ratio"] >= goal)
+    # rows that only need /proc are never skipped on Linux
+    if sys.platform.startswith("linux"):
+        for name in ("status_all_vs_floor", "status_all_vs_psutil", "map_vs_smaps",
+                     "etype_osrel_vs_header_read"):
+            assert data[name]["ratio"] is not None, data[name]
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    p = subprocess.Popen(["sleep", "60"])
+    for _ in range(500):
+        with open(f"/proc/{p.pid}/stat", "rb") as f:
+            st = f.read()
+        if st[st.rindex(b")") + 2:][:1] == b"S":
+            break
+        time.sleep(0.01)
+    return p
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc floor")
+def test_floor_plan_is_what_the_backend_reads():
+    """The status floor replays the backend's own file operations, once per file."""
+    from bsdprocfs import ProcFS
+    fs = ProcFS(backend="linux")
+    p = _sleeper()
+    try:
+        plan = bench.record_plan(fs, [p.pid])
+        base = f"/proc/{p.pid}"
+        reads = [op[1] for op in plan if op[0] == "read"]
+        # stat (+ fstat for the owner), status, schedstat, and wchan of a sleeper
+        for f in ("stat", "status", "schedstat", "wchan"):
+            assert f"{base}/{f}" in reads, (f, plan)
+        stat_op = next(op for op in plan if op[0] == "read" and op[1] == f"{base}/stat")
+        assert stat_op[3][0] > 0
+        assert len(reads) == len(set(reads))          # deduplicated
+        # the jail check looks at the UTS namespace
+        assert ("stat", f"{base}/ns/uts") in plan
+        # replaying the plan performs without error and touches nothing else
+        bench._floor_fn(fs.backend.root, plan)()
+    finally:
+        p.kill()
+        p.wait()
+    # the backend's os module is restored after recording
+    from bsdprocfs.backends import linux as linux_mod
+    assert linux_mod.os is os
+
+
+def test_interleave_rotates_order_and_ratio_is_median():
+    calls: list[str] = []
+    times = bench._interleave([lambda: calls.append("a"), lambda: calls.append("b")], 4)
+    assert calls[:2] == ["a", "b"]                     # warm-up
+    assert calls[2:] == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert [len(t) for t in times] == [4, 4]
+    assert bench._ratio([2.0, 4.0, 9.0], [1.0, 1.0, 1.0]) == 4.0
+
+
+def test_result_met_follows_goal_direction():
+    assert bench.Result("status_all_vs_floor", ratio=1.4).met is True
+    assert bench.Result("status_all_vs_floor", ratio=1.6).met is False
+    assert bench.Result("step_vs_raw", ratio=0.7).met is True
+    assert bench.Result("step_vs_raw", ratio=0.5).met is False
+    assert bench.Result("fuse_status_vs_kernel", ratio=50.0).met is None
+    assert bench.skipped("step_vs_raw", "no ptrace").as_json()["met"] is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux smaps")
+def test_fast_smaps_parser_agrees_with_the_per_line_parser():
+    """The columnar smaps parse (the map hot path) must take effect and give the very
+    same entries as the per-line parser, on a live process with many mappings."""
+    from bsdprocfs.backends import linux as linux_mod
+    code = bench._MAP_HELPER.format(n=300)
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE)
+    try:
+        bench._wait_ready(p)
+        be = linux_mod.LinuxBackend()
+        lp = be.lookup(p.pid)
+        data = linux_mod._read_all(f"/proc/{p.pid}/smaps")
+        fast = linux_mod._smaps_strided(data, lp)
+        assert fast is not None, "the columnar parser fell back on a kernel's own smaps"
+        # the per-line parser, forced by breaking the uniform layout in a harmless way
+        slow = linux_mod._map_entries(data + b"\n", lp, False)
+        assert linux_mod._smaps_strided(data + b"\n", lp) is None
+        assert len(fast) >= 300
+        assert fast == slow
+        assert sum(e.type == "swap" for e in fast) >= 150       # the touched pages
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_map_entry_field_order_matches_the_positional_hot_path():
+    """backends.linux builds MapEntry positionally (measured cheaper); a reordered
+    record must fail here rather than silently swap fields."""
+    import dataclasses
+
+    from bsdprocfs.records import MapEntry
+    assert [f.name for f in dataclasses.fields(MapEntry)][:15] == [
+        "start", "end", "resident", "private_resident", "obj", "prot", "ref_count",
+        "shadow_count", "flags", "cow", "needs_copy", "type", "path", "charged",
+        "charged_uid"]
