@@ -64,7 +64,7 @@ class Matrix:
     def text(self) -> str:
         head, rows = self.rows()
         widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-        fmt = "  ".join("{:<%d}" % w for w in widths)
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
         out += [fmt.format(*r) for r in rows]
         t = self.totals

@@ -68,9 +68,10 @@ def _bsdprocfs_fuse(root: str) -> bool:
     real = os.path.realpath(root)
     for ln in lines:
         left, _, right = ln.partition(" - ")
-        f = left.split()
+        fields = left.split()
         r = right.split()
-        if len(f) > 4 and f[4] == real and r and r[0].startswith("fuse"):
+        mnt = fields[4].replace("\\040", " ") if len(fields) > 4 else ""
+        if mnt == real and r and r[0].startswith("fuse"):
             return "bsdprocfs" in right
     return False
 
@@ -274,7 +275,7 @@ class Observer:
         self.pool = pool
         self.dir = pool.dir
         for mod in (observer, targets):
-            shutil.copy2(mod.__file__, self.dir)
+            shutil.copy2(str(mod.__file__), self.dir)
         self.uid, self.gid = pool.user
 
     def run(self, ops: list[list[Any]]) -> dict[str, Any]:

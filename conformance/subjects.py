@@ -68,6 +68,7 @@ class Subject:
         self.truth = truth or {}
         self.pid = popen.pid
         self.reaped = False
+        self.traced_by: Any = None      # ctl(pid, word) of whoever attached it
 
     def send(self, line: str) -> None:
         assert self.popen.stdin
@@ -127,7 +128,7 @@ class Pool:
         os.chmod(self.dir, 0o755)
         real = os.path.realpath(sys.executable)
         self.exe = os.path.join(os.fsencode(self.dir), COMM)
-        shutil.copy2(real, self.exe)
+        shutil.copy2(os.fsencode(real), self.exe)
         os.chmod(self.exe, 0o755)
         # Subjects (and the unprivileged observer) run copies of the interpreter: the
         # original may sit below a directory other users cannot search.

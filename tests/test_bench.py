@@ -113,7 +113,7 @@ def test_floor_plan_is_what_the_backend_reads():
         assert stat_op[3][0] > 0
         assert len(reads) == len(set(reads))          # deduplicated
         # the jail check looks at the UTS namespace
-        assert ("stat", f"{base}/ns/uts") in plan
+        assert ("readlink", f"{base}/ns/uts") in plan
         # replaying the plan performs without error and touches nothing else
         bench._floor_fn(fs.backend.root, plan)()
     finally:
@@ -178,3 +178,23 @@ def test_map_entry_field_order_matches_the_positional_hot_path():
         "start", "end", "resident", "private_resident", "obj", "prot", "ref_count",
         "shadow_count", "flags", "cow", "needs_copy", "type", "path", "charged",
         "charged_uid"]
+
+
+def test_unavailable_fuse_and_ptrace_rows_are_skipped_with_their_reason(monkeypatch):
+    monkeypatch.setattr(bench, "_fuse_unavailable", lambda: "/dev/fuse is missing")
+    monkeypatch.setattr(bench, "_ptrace_unavailable", lambda: "ptrace disabled here")
+    settings = bench.Settings.for_mode(True)
+    helpers = bench.Helpers()
+    try:
+        rows = [*bench.bench_fuse(settings, helpers), bench.bench_step(settings, helpers)]
+    finally:
+        helpers.close()
+    assert helpers.procs == []                  # nothing was started for skipped rows
+    assert [r.name for r in rows] == ["fuse_status_vs_trivial", "fuse_status_vs_kernel",
+                                      "step_vs_raw"]
+    text = bench.table(rows)
+    for r in rows:
+        j = r.as_json()
+        assert j["ratio"] is None and j["met"] is None and j["skipped"]
+        line = next(ln for ln in text.splitlines() if ln.startswith(r.name))
+        assert "skipped" in line and j["skipped"] in line

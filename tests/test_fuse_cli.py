@@ -55,9 +55,9 @@ def test_mount_daemonizes_with_pid_and_log_files_then_umount(mnt_dir):
         assert pid_alive(daemon)
         with open(f"/proc/{daemon}/status") as f:      # daemonized: its own session
             assert re.search(rf"NSsid:\s*{daemon}\b", f.read())
-        out = subprocess.run(["cat", f"{mnt_dir}/curproc/status"], capture_output=True,
+        out = subprocess.run(["dd", "if=" + f"{mnt_dir}/curproc/status", "bs=65536", "count=1", "status=none"], capture_output=True,
                              check=True).stdout
-        assert bsdprocfs.parse("status", out).comm == b"cat"
+        assert bsdprocfs.parse("status", out).comm == b"dd"
         again = run("mount", "--pidfile", pidfile + "2", mnt_dir)
         assert again.returncode == 1 and "already mounted" in again.stderr
         r = run("umount", "--pidfile", pidfile, mnt_dir)
@@ -90,6 +90,9 @@ def test_default_state_files_and_bench_node(mnt_dir):
     assert r2.returncode == 0, r2.stderr
     assert not is_mounted(mnt_dir)
     assert not os.path.exists(f"/run/bsdprocfs/{name}.pid")
+    with open(f"/run/bsdprocfs/{name}.log") as f:      # the log stays for the user
+        assert "daemon exiting" in f.read()
+    os.unlink(f"/run/bsdprocfs/{name}.log")
 
 
 def test_mount_errors_are_clear_and_nonzero(mnt_dir):
@@ -110,10 +113,13 @@ def test_mount_errors_are_clear_and_nonzero(mnt_dir):
     assert not is_mounted(mnt_dir)
 
 
+# dd: one read(2) per record.  cat reads again at the end offset, and as on FreeBSD
+# that regenerates the node: if the line grew meanwhile (cat's own CPU time, or a
+# wider usec field) the second read returns its tail, a splice of two snapshots.
 EXEC_SCRIPT = """#!/bin/sh
-cat /proc/curproc/status > "$OUT/status"
+dd if=/proc/curproc/status of="$OUT/status" bs=65536 count=1 2>/dev/null
 readlink /proc/self/file > "$OUT/file"
-cat /proc/$$/status > "$OUT/shell"
+dd if=/proc/$$/status of="$OUT/shell" bs=65536 count=1 2>/dev/null
 ls /proc/curproc/ > "$OUT/nodes"
 test -e /proc/self/maps && echo linux-proc-visible > "$OUT/leak"
 exit 7
@@ -137,7 +143,7 @@ def test_exec_runs_a_program_against_freebsd_proc(tmp_path):
     assert r.returncode == 7, r.stderr                    # CMD's own status
     st = bsdprocfs.parse("status", (tmp_path / "status").read_bytes())
     shell = bsdprocfs.parse("status", (tmp_path / "shell").read_bytes())
-    assert st.comm == b"cat" and st.ppid == shell.pid
+    assert st.comm == b"dd" and st.ppid == shell.pid
     assert (tmp_path / "file").read_text().strip() == os.path.realpath(shutil.which("readlink"))
     assert "status" in (tmp_path / "nodes").read_text().split()
     assert not (tmp_path / "leak").exists()               # /proc was the FreeBSD tree
@@ -185,3 +191,14 @@ def test_exec_forwards_sigterm_and_cleans_up(tmp_path):
     daemon = int(re.search(r"pid (\d+)\)", logfile.read_text()).group(1))
     wait_for(lambda: not pid_alive(daemon))        # the daemon went with the namespace
     assert "daemon exiting" in logfile.read_text()
+
+
+def test_preflight_names_a_missing_dev_fuse(monkeypatch, mnt_dir):
+    from bsdprocfs import cli_mount
+    real = os.path.exists
+    monkeypatch.setattr(cli_mount.os.path, "exists",
+                        lambda p: False if p == "/dev/fuse" else real(p))
+    why = cli_mount.preflight(mnt_dir)
+    assert why is not None and "/dev/fuse is missing" in why
+    monkeypatch.undo()
+    assert cli_mount.preflight(mnt_dir) is None          # the real machine is fine

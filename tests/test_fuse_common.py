@@ -30,10 +30,14 @@ def _fuse_problem() -> str | None:
         return "needs /dev/fuse"
     if shutil.which("fusermount3") is None:
         return "needs fusermount3 (apt-get install fuse3)"
-    try:
-        import mfusepy  # noqa: F401
-    except (ImportError, OSError, AttributeError) as e:
-        return f"mfusepy unusable: {e}"
+    # Not `import mfusepy` here: it would bind libfuse2 when both are installed;
+    # the daemon (a subprocess) binds libfuse3 itself (bsdprocfs.fuse.load_libfuse3).
+    import ctypes.util
+    import importlib.util
+    if importlib.util.find_spec("mfusepy") is None:
+        return "mfusepy is not installed"
+    if ctypes.util.find_library("fuse3") is None:
+        return "libfuse3 is not installed (apt-get install fuse3)"
     return None
 
 
@@ -74,13 +78,14 @@ def proc_state(pid: int) -> str:
 
 
 def spawn_sleeper(*, uid: int | None = None, gid: int | None = None,
-                  groups: tuple[int, ...] = (), setid: bool = False) -> subprocess.Popen:
+                  groups: tuple[int, ...] = (), setid: bool = False,
+                  spin: bool = False) -> subprocess.Popen:
     """A child sleeping in a loop, optionally under other credentials.
 
     setid: start as root and setresuid to (uid, uid, uid) with groups cleared:
     changed credentials make Linux clear "dumpable" (the /proc/PID owner turns
     root), which is P_SUGID in our model."""
-    code = "import time\nwhile True: time.sleep(60)\n"
+    code = "while True: pass\n" if spin else "import time\nwhile True: time.sleep(60)\n"
     if setid:
         code = (f"import os\nos.setgroups([])\nos.setresgid({gid}, {gid}, {gid})\n"
                 f"os.setresuid({uid}, {uid}, {uid})\n") + code
@@ -92,7 +97,8 @@ def spawn_sleeper(*, uid: int | None = None, gid: int | None = None,
     else:
         argv = [PLAIN_PYTHON, "-c", code]
     p = subprocess.Popen(argv, cwd="/")
-    wait_for(lambda: proc_state(p.pid) == "S" and _settled(p.pid, uid, setid))
+    wait_for(lambda: proc_state(p.pid) == ("R" if spin else "S")
+             and _settled(p.pid, uid, setid))
     return p
 
 

@@ -137,8 +137,20 @@ def test_sigterm_unmounts_and_detaches_every_tracee():
                 assert write_word(f"{m.path}/{t.pid}/ctl", b"attach") == "ok"
                 assert write_word(f"{m.path}/{t.pid}/ctl", b"wait") == "ok"
                 assert proc_state(t.pid) == "t"
-            m.proc.send_signal(signal.SIGTERM)
-            assert m.proc.wait(15) == 0
+            # one of them runs again, with a caller blocked in `wait` on it: libfuse
+            # waits for its workers on exit, so the wait must give up by itself
+            ctl = f"{m.path}/{targets[0].pid}/ctl"
+            assert write_word(ctl, b"run") == "ok"
+            code = f"import os\nfd = os.open({ctl!r}, os.O_WRONLY)\nos.write(fd, b'wait')\n"
+            waiter = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(0.5)
+                assert waiter.poll() is None
+                m.proc.send_signal(signal.SIGTERM)
+                assert m.proc.wait(15) == 0
+                assert waiter.wait(15) != 0              # ENOTCONN/EINTR, not a hang
+            finally:
+                kill(waiter)
             assert not is_mounted(m.path)
             for t in targets:
                 wait_for(lambda t=t: proc_state(t.pid) == "R" and tracer_of(t.pid) == 0)
@@ -174,3 +186,31 @@ def test_sigkill_of_the_daemon_leaves_no_process_stopped(tmp_path):
     finally:
         kill(target)
         kill(stopped)
+
+
+def test_dbregs_of_a_running_process_and_of_the_caller_itself(spinner):
+    """FreeBSD reads dbregs while the target runs: the daemon seizes, interrupts, reads
+    and detaches.  A caller reading its own dbregs is blocked in read(2) on the daemon,
+    so it cannot stop for the read: EBUSY, and it must not be left traced or stopped
+    once its read(2) returns."""
+    with mounted() as m:
+        data = read1(f"{m.path}/{spinner.pid}/dbregs")
+        assert len(data) == 128
+        assert wait_for(lambda: proc_state(spinner.pid) == "R" and tracer_of(spinner.pid) == 0)
+        me = subprocess.run(
+            [sys.executable, "-c",
+             "import os, sys\n"
+             f"fd = os.open('{m.path}/curproc/dbregs', os.O_RDONLY)\n"
+             "try:\n"
+             "    n = len(os.read(fd, 4096))\n"
+             "except OSError as e:\n"
+             "    n = -e.errno\n"
+             "import time; time.sleep(0.5)\n"
+             "st = open('/proc/self/status').read()\n"
+             "print(n, [ln for ln in st.splitlines() if ln.startswith('TracerPid')][0])\n"],
+            capture_output=True, text=True, timeout=30)
+        assert me.returncode == 0, me.stderr
+        n, tracer = me.stdout.split(" ", 1)
+        assert int(n) in (128, -16), me.stdout           # the struct, or EBUSY
+        assert tracer.split()[-1] == "0", me.stdout      # released, not left traced
+        assert m.proc.poll() is None

@@ -215,10 +215,10 @@ def test_curproc_is_the_callers_process_even_from_a_thread(mnt):
     finally:
         stop.set()
         t.join()
-    out = subprocess.run(["cat", f"{mnt.path}/curproc/status"], capture_output=True,
+    out = subprocess.run(["dd", "if=" + f"{mnt.path}/curproc/status", "bs=65536", "count=1", "status=none"], capture_output=True,
                          check=True).stdout
     rec = bsdprocfs.parse("status", out)
-    assert rec.comm == b"cat" and rec.ppid == os.getpid()
+    assert rec.comm == b"dd" and rec.ppid == os.getpid()
 
 
 def test_setid_process_gets_mode_zero_on_attr_nodes(mnt):
@@ -297,3 +297,16 @@ def test_concurrent_reads_while_1000_processes_come_and_go(mnt):
     assert not bad, bad[:10]
     assert stats["ok"] > 100, stats
     assert mnt.proc.poll() is None
+
+
+def test_profile_switches_the_node_table():
+    from bsdprocfs.profiles import get_profile
+    prof = get_profile("freebsd-13")
+    with mounted(profile="freebsd-13") as m:
+        root = os.listdir(m.path)
+        assert root[0] == "curproc" and "self" not in root
+        assert _errno_of(lambda: os.lstat(f"{m.path}/self")) == "ENOENT"
+        names = os.listdir(f"{m.path}/curproc")
+        assert names == [n.name for n in PID_NODES if n.present(prof)]
+        assert "ctl" not in names and "exe" not in names
+        assert _errno_of(lambda: os.stat(f"{m.path}/curproc/ctl")) == "ENOENT"

@@ -241,9 +241,12 @@ def test_no_tty_prints_dash_noflags(procfs):
 BURN = """
 import os, resource, sys, threading, time
 def burn(s):
-    end = time.perf_counter() + s      # vDSO clock: the loop stays in user mode
-    while time.perf_counter() < end:
-        pass
+    # burn s of this thread's CPU time, whatever the load; the clock is read only every
+    # 20,000 iterations, so the loop stays in user mode
+    end = time.thread_time() + s
+    while time.thread_time() < end:
+        for _ in range(20000):
+            pass
 t = threading.Thread(target=burn, args=(0.15,)); t.start(); t.join()
 burn(0.15)
 ru = resource.getrusage(resource.RUSAGE_SELF)

@@ -110,7 +110,9 @@ def test_status_rejects_malformed_with_field_and_offset(data, field):
     assert f"at byte {ei.value.offset}" in str(ei.value)
 
 
-comms = st.binary(min_size=0, max_size=19)
+# b"\0" is excluded: procfs_status.c prints \000 for it and for an empty comm alike,
+# so parse cannot tell the two apart (it returns b"").
+comms = st.binary(min_size=0, max_size=19).filter(lambda c: c != b"\0")
 ids = st.integers(0, 2**31 - 1)
 tvs = st.builds(TimeVal, st.integers(0, 2**40), st.integers(0, 999_999))
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8)

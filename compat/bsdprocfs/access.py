@@ -10,9 +10,10 @@ import os
 from dataclasses import dataclass
 
 from .errors import EPERM, ESRCH
-from .records import ProcIdentity
+from .records import ProcIdentity, fast_init
 
 
+@fast_init
 @dataclass(frozen=True)
 class Reader:
     """The thread doing the filesystem operation (FreeBSD td_ucred + its pid)."""
@@ -24,7 +25,15 @@ class Reader:
 
     @classmethod
     def current(cls) -> Reader:
-        return cls(os.getpid(), os.geteuid(), os.getegid(), tuple(os.getgroups()))
+        """This process; rebuilt when its pid (fork), euid or egid changed.  The groups
+        are not in the key: changing them needs CAP_SETGID, which an unprivileged euid
+        has not, and a privileged reader's groups are never consulted."""
+        key = (os.getpid(), os.geteuid(), os.getegid())
+        hit = _CURRENT.get(key)
+        if hit is None:
+            _CURRENT.clear()
+            hit = _CURRENT[key] = cls(*key, tuple(os.getgroups()))
+        return hit
 
     @property
     def privileged(self) -> bool:
@@ -32,6 +41,9 @@ class Reader:
 
     def groupmember(self, gid: int) -> bool:
         return gid == self.gid or gid in self.groups
+
+
+_CURRENT: dict[tuple[int, int, int], Reader] = {}
 
 
 @dataclass(frozen=True)

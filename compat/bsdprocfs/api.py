@@ -49,11 +49,11 @@ class ProcFS:
     def read(self, pid: Pid, node: str, offset: int = 0, size: int = -1,
              reader: Reader | None = None) -> bytes:
         """The node's bytes; for the file/exe symlinks, the link text."""
-        r = self._reader(reader)
-        n = self.tree.node(node, pid)
-        if n.kind == LINK:
+        r = reader or Reader.current()
+        tree = self.tree
+        if tree.node(node, pid).kind == LINK:
             return self.readlink(pid, node, r).encode("utf-8", "surrogateescape")
-        return self.tree.read(self._pid(pid, r), node, r, size, offset)
+        return tree.read(tree.resolve(pid, r), node, r, size, offset)
 
     def write(self, pid: Pid, node: str, data: bytes, offset: int = 0,
               reader: Reader | None = None) -> int:

@@ -12,8 +12,9 @@ Rows (``a``/``b`` in the JSON are the two medians, in the row's ``unit``):
   calls on the Linux files the backend touched for those pids, recorded from the
   backend itself (deduplicated per pid), with no parsing.  Unit ms per scan.
 * ``status_all_vs_psutil``: ratio = t(psutil)/t(ours); A = ``psutil.process_iter``
-  with ppid, name, create_time, cpu_times, uids, gids, terminal (a subset of the
-  status facts: psutil has no pgid, sid, wmesg or jail), B = ours.  ms per scan.
+  with ppid, name, create_time, cpu_times, uids, gids, terminal, plus ``os.getpgid``
+  and ``os.getsid`` per process (psutil has no API for pgid and sid; it has none for
+  wmesg or jail either, so those stay uncounted), B = ours.  ms per scan.
 * ``map_vs_smaps``: ratio = t(A)/t(B); A = ``ProcFS.read(pid, "map")`` of a helper
   with 2,000 extra mappings, B = a raw read of its /proc/PID/smaps.  ms per read.
 * ``etype_osrel_vs_header_read``: A = etype + osrel of 50 distinct binaries through
@@ -25,8 +26,13 @@ Rows (``a``/``b`` in the JSON are the two medians, in the row's ``unit``):
   ratio = rate(kernel)/rate(fuse).  reads/s.  Report only.
 * ``step_vs_raw``: ratio = rate(A)/rate(B); A = single steps through the API (an
   open ctl handle: ``step``, which returns once the step trapped), B = raw
-  PTRACE_SINGLESTEP + waitpid from ctypes in a separate process (so no tracer
-  thread can steal its wait statuses).  steps/s.
+  PTRACE_SINGLESTEP + waitpid from ctypes (``ptrace.raw.raw_step_rate``), each on its
+  own spinner process.  steps/s.
+
+``--json FILE`` writes ``{row: {"ratio", "goal", "goal_op", "met", "a", "b", "unit",
+"a_is", "b_is", "skipped", "notes"}}``; goal/goal_op/met are null for report-only
+rows, and a skipped row (FUSE or ptrace unavailable) has ratio/a/b/met null and its
+reason in "skipped".
 
 Every helper process, mount and temp file is created here and removed before
 the command returns (helpers also die with us via PR_SET_PDEATHSIG).
@@ -326,9 +332,17 @@ def bench_status(settings: Settings, helpers: Helpers) -> list[Result]:
         import psutil
         attrs = ["ppid", "name", "create_time", "cpu_times", "uids", "gids", "terminal"]
 
+        getpgid, getsid = os.getpgid, os.getsid
+
         def ps() -> None:
-            for _p in psutil.process_iter(attrs):
-                pass
+            # pgid and sid are status facts psutil has no API for: a psutil user
+            # calls getpgid(2)/getsid(2) for them (no wmesg or jail counterpart)
+            for p in psutil.process_iter(attrs):
+                try:
+                    getpgid(p.pid)
+                    getsid(p.pid)
+                except OSError:
+                    pass
         fns.append(ps)
     except ImportError:
         psutil = None
@@ -343,7 +357,10 @@ def bench_status(settings: Settings, helpers: Helpers) -> list[Result]:
         res.append(skipped(names[1], "psutil is not installed"))
     else:
         res.append(Result(names[1], _ratio(t[2], t[0]), _med(t[2]) * 1e3, _med(t[0]) * 1e3,
-                          "ms", "psutil.process_iter (warm), 7 attrs", "ours (as above)"))
+                          "ms", "psutil.process_iter (warm), 7 attrs + getpgid/getsid",
+                          "ours (as above)",
+                          notes=[f"psutil / raw floor = {_ratio(t[2], t[1]):.2f} (the ceiling "
+                                 "for any implementation reading these files)"]))
     return res
 
 
@@ -521,47 +538,14 @@ def bench_fuse(settings: Settings, helpers: Helpers) -> list[Result]:
 
 
 # ------------------------------------------------------------------- step
-PTRACE_SINGLESTEP, PTRACE_ATTACH = 9, 16
-_WALL = 0x40000000
-
-_BUSY = ["sh", "-c", "while :; do :; done"]
-
-
-def raw_step_server() -> None:
-    """Runs in its own process: stdin lines "N" -> step a busy child N times with raw
-    PTRACE_SINGLESTEP + waitpid, answer the elapsed seconds.  EOF ends it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-    libc.ptrace.restype = ctypes.c_long
-    child = subprocess.Popen(_BUSY, preexec_fn=_pdeathsig)
-    try:
-        if libc.ptrace(PTRACE_ATTACH, child.pid, None, None) != 0:
-            err = ctypes.get_errno()
-            print(f"error attach: {os.strerror(err)}", flush=True)
-            return
-        os.waitpid(child.pid, _WALL)
-        ptrace, waitpid, pid = libc.ptrace, os.waitpid, child.pid
-        print("ready", flush=True)
-        for line in sys.stdin:
-            n = int(line)
-            t0 = time.perf_counter()
-            for _ in range(n):
-                ptrace(PTRACE_SINGLESTEP, pid, None, None)
-                waitpid(pid, _WALL)
-            print(time.perf_counter() - t0, flush=True)
-    finally:
-        child.kill()
-        with contextlib.suppress(ChildProcessError):
-            child.wait()
-
-
 def _ptrace_unavailable() -> str | None:
     if not sys.platform.startswith("linux"):
         return "the raw baseline is Linux ptrace"
     try:
         from . import debug  # noqa: F401
+        from .ptrace import raw  # noqa: F401
     except ImportError as e:
-        return f"bsdprocfs.debug (the ptrace layer) not available: {e}"
+        return f"the ptrace layer is not available: {e}"
     try:
         with open("/proc/sys/kernel/yama/ptrace_scope") as f:
             if f.read().strip() == "3":
@@ -572,55 +556,60 @@ def _ptrace_unavailable() -> str | None:
 
 
 def bench_step(settings: Settings, helpers: Helpers) -> Result:
+    """API steps (ctl handle) vs ptrace.raw.raw_step_rate (the ptrace layer's own
+    yardstick: ctypes SINGLESTEP + waitpid on this thread), each on its own spinner
+    (a C counter loop when gcc exists), interleaved."""
     name = "step_vs_raw"
     why = _ptrace_unavailable()
     if why:
         return skipped(name, why)
     from .api import ProcFS
-    server = helpers.spawn(
-        [sys.executable, "-c", "from bsdprocfs.bench import raw_step_server; raw_step_server()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert server.stdin is not None and server.stdout is not None
-    first = server.stdout.readline().strip()
-    if first != b"ready":
-        return skipped(name, f"ptrace unavailable: {first.decode(errors='replace')}")
-    target = helpers.spawn(_BUSY, stdin=subprocess.DEVNULL)
+    from .ptrace import raw
+    build = tempfile.mkdtemp(prefix="bsdprocfs-bench-")
+    try:
+        cmd = raw.build_spinner(build)
+        targets = []
+        for _ in range(2):
+            sp = helpers.spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            assert sp.stdout is not None
+            sp.stdout.readline()               # the spinner is running its loop
+            targets.append(sp.pid)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    api_pid, raw_pid = targets
     fs = ProcFS(backend="linux")
     n = settings.steps
     try:
-        ctl = fs.open(target.pid, "ctl", "w")
+        ctl = fs.open(api_pid, "ctl", "w")
         ctl.write(b"attach")
         ctl.write(b"wait")
     except OSError as e:
-        return skipped(name, f"ctl attach failed: {e}")
-    sin, sout = server.stdin, server.stdout
-
-    def raw() -> None:
-        sin.write(b"%d\n" % n)
-        sin.flush()
-        raw_times.append(float(sout.readline()))
+        return skipped(name, f"ptrace unavailable: ctl attach failed: {e}")
+    raw_rates: list[float] = []
 
     def api() -> None:
         w = ctl.write
         for _ in range(n):
             w(b"step")                 # returns once the step has trapped
 
-    raw_times: list[float] = []
+    def raw_run() -> None:
+        raw_rates.append(raw.raw_step_rate(raw_pid, n))
+
     try:
-        t = _interleave([api, raw], settings.reps)
+        t = _interleave([api, raw_run], settings.reps)
     except OSError as e:
-        return skipped(name, f"step through ctl failed: {e}")
+        return skipped(name, f"ptrace unavailable: {e}")
     finally:
         with contextlib.suppress(OSError):
             ctl.write(b"detach")
         with contextlib.suppress(Exception):
             fs.backend.debugger.close()
-    raw_in = raw_times[-settings.reps:]     # time inside the server (no pipe round trip)
+    raw_rate = raw_rates[-settings.reps:]      # the stepping loop alone (no seize/detach)
     api_rate = [n / s for s in t[0]]
-    raw_rate = [n / s for s in raw_in]
-    return Result(name, _ratio(raw_in, t[0]), _med(api_rate), _med(raw_rate), "steps/s",
-                  "an open ctl handle: write 'step' (returns after the trap)",
-                  "raw ctypes PTRACE_SINGLESTEP + waitpid (own process)")
+    return Result(name, _ratio(api_rate, raw_rate), _med(api_rate), _med(raw_rate),
+                  "steps/s", "an open ctl handle: write 'step' (returns after the trap)",
+                  "ptrace.raw.raw_step_rate: ctypes PTRACE_SINGLESTEP + waitpid",
+                  notes=[f"targets: {os.path.basename(cmd[0])} spinners"])
 
 
 # ------------------------------------------------------------------ driver

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "bsdprocfs.cli_tools",
     "bsdprocfs.bench",
     "bsdprocfs.cli_conformance",
+    "bsdprocfs.cli_debug",
 )
 
 

@@ -147,6 +147,14 @@ def _serve(args: argparse.Namespace, mnt: str, pidfile: str, logfile: str | None
 
 
 def _pid_alive(pid: int) -> bool:
+    if not os.path.isdir("/proc/self/task"):      # no Linux /proc (FreeBSD): ask kill(2)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             st = f.read()

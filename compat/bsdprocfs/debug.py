@@ -15,7 +15,12 @@ errnos.  Decisions that are ours, not FreeBSD's (see also docs/fidelity.md):
   mount every ``echo step > ctl`` is a new process); profiles with
   ``ctl_attacher_only`` (freebsd-10) keep FreeBSD's rule, EBUSY for others.
 * step/run resume without a signal: a pending stop signal is discarded
-  (FreeBSD hands p_xstat back; UNVERIFIED for procfs's run).
+  (FreeBSD hands p_xstat back; UNVERIFIED for procfs's run).  step answers once
+  the step is issued (as FreeBSD's does) and the tracer collects the trap before
+  serving anything else, so through procfs the target is never seen running.
+* wait on a traced target that exits: EBUSY (FreeBSD: TRACE_WAIT_P fails).
+* detach delivers a pending real signal (a signal-delivery stop other than
+  SIGTRAP/SIGSTOP) instead of dropping it.
 * ``emt``: SIGEMT does not exist on Linux -> EOPNOTSUPP, nothing changed.
   ``info``: SIGINFO's default action is to ignore and no Linux process can
   have a handler for it -> accepted, nothing delivered (a traced-and-stopped
@@ -25,7 +30,10 @@ errnos.  Decisions that are ours, not FreeBSD's (see also docs/fidelity.md):
   DETACH: it stays in group stop exactly as before.  Traced by another tracer:
   EBUSY (Linux lets only the tracer read registers).
 * dbregs read while running: traced by us -> interrupt, read, continue;
-  otherwise EBUSY (Linux has no way to read them without stopping).
+  not traced -> a transient SEIZE + INTERRUPT, read, DETACH (Linux has no way to
+  read them without stopping the task for a moment).  A target that cannot stop
+  in 0.5 s (blocked in a system call, e.g. on this very daemon) -> EBUSY, and the
+  tracer loop detaches it at its first stop.
 * detach of a process traced by someone else: EBUSY (FreeBSD would untrace it;
   Linux lets only its tracer detach).
 """
@@ -95,6 +103,8 @@ class LinuxDebugger:
         self.arch = arch or host_arch()
         self._lx = linux
         self._step_spin = STEP_SPIN
+        if self.arch in ("amd64", "i386"):
+            self.tracer.disarm = linux.disarm_x86
 
     # ------------------------------------------------ cheap state queries
     def traced_by_us(self, pid: int) -> bool:
@@ -104,7 +114,7 @@ class LinuxDebugger:
         """Traced and held stopped by us: it cannot exit, exec or change credentials
         without our waitpid seeing it, so callers may skip re-reading /proc."""
         t = self.tracer.targets.get(pid)
-        return t is not None and t.stopped
+        return t is not None and (t.stopped or t.stepping)
 
     def exit_status(self, pid: int) -> int | None:
         """The wait status of a traced target that exited (we reaped it)."""
@@ -233,7 +243,51 @@ class LinuxDebugger:
         if state == "t" or tracer_pid(pid):
             raise fail(EBUSY, pid, name, "traced by another debugger: Linux lets only its "
                        "tracer read registers")
+        if allow_running and state in ("R", "S", "D"):
+            return self._transient_running(pid, name, fn)
         raise fail(EBUSY, pid, name, "process is not stopped")
+
+    def _transient_running(self, pid: int, name: str,
+                           fn: Callable[[int, int | None], Any]) -> Any:
+        """FreeBSD reads dbregs of a running process from its saved state; Linux hands
+        debug registers only to the tracer of a stopped tracee.  So: seize, interrupt,
+        read, detach.  The target runs on; a system call it slept in is restarted by the
+        kernel, as after any ptrace stop."""
+        from .ptrace import linux as lx
+        from .ptrace.tracer import Target
+        try:
+            lx.seize(pid, 0)
+        except OSError as e:
+            if e.errno == _errno.ESRCH:
+                raise fail(EIO, pid, name, "process has exited") from None
+            raise fail(EBUSY, pid, name, f"cannot seize the process: {e.strerror}") from None
+        tmp = Target(pid, 0)
+        tr = self.tracer
+        sig = 0
+        try:
+            lx.interrupt(pid)
+        except OSError:
+            pass
+        deadline = time.monotonic() + 0.5
+        while not tmp.stopped and time.monotonic() < deadline:
+            if not tr.wait_stop(tmp, 0.005):
+                time.sleep(0.001)
+        if not tmp.stopped:
+            # PTRACE_DETACH needs a stopped tracee: hand it to the tracer loop, which
+            # detaches it at its first stop (see Tracer.record)
+            tmp.transient = True
+            tr.targets[pid] = tmp
+            raise fail(EBUSY, pid, name, "process did not stop for the read (blocked in a "
+                       "system call)")
+        try:
+            if tmp.event == 0:
+                sig = tmp.stopsig        # a signal arrived first: deliver it on detach
+            return fn(tmp.stopsig, None)
+        finally:
+            try:
+                lx.detach(pid, sig)
+            except OSError:
+                pass
 
     def _transient(self, pid: int, name: str, fn: Callable[[int, int | None], Any]) -> Any:
         """Seize a group-stopped process, use it, detach: it stays group-stopped."""
@@ -263,6 +317,11 @@ class LinuxDebugger:
                 lx.detach(pid, 0)
             except OSError:
                 pass
+            # the task re-enters its group stop asynchronously: return only once it is
+            # back in T, so the next request finds it exactly as it was
+            deadline = time.monotonic() + 0.5
+            while proc_state(pid) not in ("T", "X", "Z") and time.monotonic() < deadline:
+                time.sleep(0.0005)
 
     # ------------------------------------------------------------- ctl
     def ctl(self, pid: int, cmd: Any, reader: Any, profile: Profile | str | None = None,
@@ -272,8 +331,7 @@ class LinuxDebugger:
         only = get_profile(profile).ctl_attacher_only
         try:
             if word == "step":                     # the hot path first
-                if not self.tracer.call(self._op_step, pid, reader.pid, only):
-                    self._wait_traced(pid, interrupted, timeout, "step")
+                self.tracer.call(self._op_step, pid, reader.pid, only)
             elif word == "attach":
                 self.tracer.call(self._op_attach, pid, reader.pid)
             elif word == "detach":
@@ -319,9 +377,13 @@ class LinuxDebugger:
             if tracer_pid(pid):
                 raise fail(EBUSY, pid, "ctl", "attach: already traced") from None
             raise fail(EPERM, pid, "ctl", f"attach: {e.strerror}") from None
-        t = Target(pid, reader_pid, attach_stop=True)
+        was_stopped = proc_state(pid) == "T"
+        t = Target(pid, reader_pid, attach_stop=not was_stopped)
         tr.targets[pid] = t
-        lx.interrupt(pid)
+        if not was_stopped:
+            # a group-stopped task is re-trapped by PTRACE_SEIZE itself; a second,
+            # queued interrupt would swallow the first step
+            lx.interrupt(pid)
         tr.wait_stop(t, 0.002)           # usually trapped already; "wait" covers the rest
 
     def _op_detach(self, pid: int) -> None:
@@ -337,23 +399,47 @@ class LinuxDebugger:
             raise fail(EBUSY, pid, "ctl", f"detach: {e.strerror}") from None
 
     def _op_step(self, pid: int, reader_pid: int, only: bool) -> bool:
-        """One instruction, then stopped again.  amd64: PTRACE_SYSEMU_SINGLESTEP, which
-        never runs a system call (it stops at the entry instead), so the trap is
-        microseconds away and the tracer may sit in a blocking waitpid, as fast as raw
-        stepping.  At a system call the instruction is rewound and stepped for real,
-        and since that may block, the tracer only spins a few ms for it and otherwise
-        leaves the caller to wait like ``wait`` does.  (Measured: an asynchronous
-        step, trap collected by the next request, was slower under load on 2 vCPUs.)"""
+        """One instruction.  FreeBSD's step returns once the step is issued; so does
+        this one, and it is stopped again for anything the caller does next, except
+        over a system call that blocks (it then runs until its trap, which ``wait``
+        waits for).
+
+        amd64: PTRACE_SYSEMU_SINGLESTEP never runs a system call (it stops at the
+        entry instead), so the trap is microseconds away and the tracer may sit in a
+        blocking waitpid, as fast as raw stepping; the caller is answered as soon as
+        the step is issued, so its own work overlaps the trap, and its next request
+        queues behind the collection.  At a system call the instruction is rewound and
+        stepped for real with PTRACE_SINGLESTEP, whose trap is only spun for briefly.
+        (Measured alternatives: WNOHANG + sched_yield spinning, or peeking at the next
+        instruction before every step, were 5-20 us a step slower under load.)"""
         t = self._ours_stopped(pid, reader_pid, only, "step")
         tr, lx = self.tracer, self._lx
         if self.arch == "amd64":
+            t.stepping = True
             tr.resume(t, lx.sysemu_singlestep, 0)
+            tr.answer_early(True)
             tr.wait_blocking(t)
+            for _ in range(2):             # a pending group-stop re-trap runs nothing
+                if not t.stopped or t.event != lx.PTRACE_EVENT_STOP:
+                    break
+                tr.resume(t, lx.sysemu_singlestep, 0)
+                tr.wait_blocking(t)
             if not t.stopped or t.stopsig != lx.SYSCALL_TRAP:
                 return True                # the step trap, a signal stop, or exited
+            # a system call: run it for real; it may block (a read, a sleep), so the
+            # trap is only spun for briefly, then the target counts as running until
+            # the tracer's polling sees the trap ("wait" waits for it, as on FreeBSD)
             lx.rewind_syscall(pid)
+            # leaving the emulated entry traps at once, before any instruction runs
+            tr.resume(t, lx.singlestep, 0)
+            tr.wait_blocking(t)
+            if not t.stopped or t.stopsig != signal.SIGTRAP or t.event:
+                t.stepping = False
+                return True
         tr.resume(t, lx.singlestep, 0)
-        return bool(tr.wait_stop(t, self._step_spin))
+        done = bool(tr.wait_stop(t, self._step_spin))
+        t.stepping = False             # blocked in a system call: running, not pinned
+        return done
 
     def _op_run(self, pid: int, reader_pid: int, only: bool) -> None:
         from .ptrace import linux as lx
@@ -368,13 +454,12 @@ class LinuxDebugger:
         self.tracer.call(self._op_signal, pid, LINUX_SIGNALS[word] or 0, reader_pid, only)
 
     def _op_signal(self, pid: int, sig: int, reader_pid: int, only: bool) -> None:
-        from .ptrace import linux as lx
         tr = self.tracer
         t = tr.targets.get(pid)
         if t is not None:
             tr.refresh(t)
             if t.stopped and (not only or reader_pid == t.attacher):
-                tr.resume(t, lx.cont, sig)   # TRACE_WAIT_P: the signal resumes it
+                tr.resume_with(t, sig)       # TRACE_WAIT_P: the signal resumes it
                 return
         if sig:
             try:
@@ -390,6 +475,8 @@ class LinuxDebugger:
         if t is not None:
             if only and reader_pid != t.attacher:
                 raise fail(EBUSY, pid, "ctl", "wait: caller did not attach it")
+            if t.stepping:
+                self.tracer.call(int)          # queue behind the step being collected
             self._wait_traced(pid, interrupted, timeout, "wait")
             if pid not in self.tracer.targets:
                 raise fail(EBUSY, pid, "ctl", "wait: process exited")
@@ -478,7 +565,6 @@ class FreeBSDPtrace:
 
     def __init__(self) -> None:
         self.attacher: dict[int, int] = {}
-        self.stopped: dict[int, bool] = {}
 
     def traced_by_us(self, pid: int) -> bool:
         return pid in self.attacher

@@ -64,12 +64,38 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
     ("osrel", "value", EXACT, "GNU ABI tag -> (a<<16)+(b<<8)+c (linux_trans_osrel), 0 without "
      "it; writes persist in an overlay keyed by (pid, start time)"),
     ("file/exe", "target", EXACT, "readlink /proc/PID/exe; ENOENT when the binary was deleted"),
-    ("regs", "struct reg", APPROX, "PTRACE_GETREGS remapped to FreeBSD order; r_trapno from "
-     "the stop's siginfo, r_err 0; cs/ss are Linux's selectors"),
+    ("regs", "struct reg", APPROX, "PTRACE_GETREGS remapped to FreeBSD order (amd64; i386 "
+     "and aarch64 via GETREGS/GETREGSET); r_trapno from the stop's SIGTRAP si_code "
+     "(T_BPTFLT 3, T_TRCTRAP 10), else 0; r_err 0; cs/ss are Linux's selectors. A process "
+     "stopped by someone else's SIGSTOP is read through a transient PTRACE_SEIZE and left "
+     "stopped; one traced by another debugger gives EBUSY (FreeBSD would read it)"),
     ("fpregs", "struct fpreg", EXACT, "PTRACE_GETFPREGS: the FXSAVE image, byte-identical"),
     ("dbregs", "struct dbreg", EXACT, "DR0-DR7 via PEEKUSER at offsetof(struct user, "
-     "u_debugreg); DR8-15 reserved 0"),
-    ("mem", "bytes", EXACT, "/proc/PID/mem at offset = address; EFAULT for unmapped"),
+     "u_debugreg); DR4/5 and DR8-15 read 0 and are not writable (EINVAL). Reads while "
+     "running: traced by us -> interrupt, read, continue; untraced -> transient seize, "
+     "interrupt, read, detach (the target pauses for microseconds; a system call it "
+     "sleeps in is restarted); EBUSY if it cannot stop within 0.5 s. Like FreeBSD's, "
+     "the registers stay armed after detach (measured): a hit then delivers SIGTRAP to "
+     "the untraced process"),
+    ("mem", "bytes", EXACT, "/proc/PID/mem at offset = address; EFAULT for unmapped, also "
+     "when part of the range was transferred; offsets >= 2^63 EINVAL"),
+    ("ctl", "attach", APPROX, "PTRACE_SEIZE + PTRACE_INTERRUPT instead of SIGSTOP: same "
+     "stop (reported as SIGSTOP), but the target is released running if the daemon dies; "
+     "already traced EBUSY, self EINVAL, no right EPERM. Only the main thread is traced "
+     "and stopped: other threads of a multi-threaded target keep running"),
+    ("ctl", "step run wait signals", APPROX, "FreeBSD's 'traced, stopped and a child of the "
+     "caller' rule: profile flag ctl_attacher_only (freebsd-10) enforces it with EBUSY; "
+     "compat accepts any caller passing p_candebug. step/run discard a pending stop "
+     "signal. step returns once the step is issued, as FreeBSD's; every later request "
+     "through the same tracer sees it stopped (a /proc/PID/stat reader may see R for "
+     "microseconds). The first step after attaching to a SIGSTOPped process skips the "
+     "group-stop re-trap"),
+    ("ctl", "detach", APPROX, "PTRACE_DETACH (interrupting a running tracee first); a "
+     "group stop in effect is resumed with SIGCONT; a process traced by another debugger "
+     "gives EBUSY (FreeBSD would untrace it)"),
+    ("ctl", "emt info", CONST, "no Linux signal: emt -> EOPNOTSUPP ('SIGEMT does not "
+     "exist on Linux'); info is accepted and delivers nothing (SIGINFO is ignored by "
+     "default); a traced-and-stopped target resumes without a signal"),
     ("status extras", "state", APPROX, "ProcExtras (ps/w extension): stat state; t->T, "
      "I (idle kthread) -> I, W/P/K -> D; Linux cannot tell FreeBSD's I (asleep > 20 s) "
      "from S; a multithreaded process shows its main thread's state"),

@@ -9,8 +9,13 @@ the caller's thread id) and handed to the tree.
 Linux facts this relies on (linux-mapping.md section 7):
 * ``direct_io`` on every open: pseudofs reports st_size 0, and without
   direct_io the page cache stops at i_size and reads return nothing.
-* entry/attr/negative timeouts of 0: a cached dentry would let a vanished pid
-  pass lookup, so lookups always reach the daemon (then getattr must be cheap).
+* entry_timeout = negative_timeout = 0: a cached dentry would let a vanished
+  pid pass lookup, so every path walk sends LOOKUP (a vanished pid is ENOENT at
+  once) and getattr must be cheap (see AttrCache).  attr_timeout = 1 s only
+  spares the second GETATTR the kernel sends for its default_permissions check
+  right after that LOOKUP (measured: 5 -> 2 getattrs per open of PID/status);
+  a path walk always refreshes attributes through LOOKUP, so only fstat(2) of
+  an already open fd can see attributes up to 1 s old.
 * ``fuse_get_context().pid`` is the caller's *thread* id; curproc/self name the
   thread group.
 """
@@ -31,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .access import Reader
@@ -39,6 +44,10 @@ from .errors import EIO, ENOENT, EOPNOTSUPP
 from .tree import DIR, FILE, LINK, NO_PID, PIDDIR, ROOT_INO, Attr, ProcTree, host_pid_of_tid
 
 log = logging.getLogger("bsdprocfs.fuse")
+if "mfusepy" not in sys.modules and not os.environ.get("FUSE_LIBRARY_PATH"):
+    # mfusepy binds libfuse2 when both are installed; fix the choice before anyone
+    # (this module's importers included) imports it
+    os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 BENCH_BODY = b"bsdprocfs bench node\n"
@@ -73,6 +82,10 @@ def load_libfuse3() -> Any:
     lib.fuse_getgroups.restype = ctypes.c_int
     lib.fuse_interrupted.argtypes = []
     lib.fuse_interrupted.restype = ctypes.c_int
+    lib.fuse_get_session.argtypes = [ctypes.c_void_p]
+    lib.fuse_get_session.restype = ctypes.c_void_p
+    lib.fuse_session_exited.argtypes = [ctypes.c_void_p]
+    lib.fuse_session_exited.restype = ctypes.c_int
     return mfusepy
 
 
@@ -92,12 +105,21 @@ def caller_groups(lib: Any) -> tuple[int, ...]:
 
 def fuse_interrupted() -> bool:
     """True once the kernel sent FUSE_INTERRUPT for the current request (the
-    caller got a signal): a blocking ctl ``wait`` polls this to return EINTR.
-    mfusepy does not wrap it; it is only meaningful on a FUSE worker thread."""
+    caller got a signal), or once the session is ending (SIGTERM: libfuse waits
+    for its workers, so a blocked ctl ``wait`` must give up or the daemon hangs).
+    A blocking ``wait`` polls this and returns EINTR.  mfusepy wraps neither
+    call; both are only meaningful on a FUSE worker thread."""
     mf = sys.modules.get("mfusepy")
     if mf is None:
         return False
-    return bool(mf._libfuse.fuse_interrupted())
+    lib = mf._libfuse
+    if lib.fuse_interrupted():
+        return True
+    ctx = lib.fuse_get_context()
+    if not ctx or not ctx.contents.fuse:
+        return False
+    se = lib.fuse_get_session(ctx.contents.fuse)
+    return bool(se) and bool(lib.fuse_session_exited(se))
 
 
 class _BenchHandle:
@@ -151,14 +173,6 @@ def _ignored(self: Any, *args: Any) -> int:
     return 0
 
 
-@dataclass
-class Stats:
-    """Counters the tests read from the log at exit (requests, errors by errno)."""
-
-    ops: int = 0
-    errors: dict[int, int] = field(default_factory=dict)
-
-
 class AttrCache:
     """A backend proxy for getattr only: one full lookup per process per ``ttl``.
 
@@ -168,12 +182,16 @@ class AttrCache:
     stays exact: each entry holds a pidfd opened *before* the lookup, and a
     pidfd turns readable when its process exits (zombie) or was never the one
     looked up (pid reuse in between), which drops the entry.  Credentials (owner,
-    mode 0 for P_SUGID, candebug visibility) may be up to ``ttl`` old in stat(2)
-    results only, like the kernel's own attr cache: open, read and write go
-    through the real backend, so no access decision ever uses this cache.
+    mode 0 for P_SUGID, candebug visibility) may be up to ``ttl`` old, like the
+    kernel's own attr cache.  Only stat(2) results and the open of a text node
+    for reading use it (a decision every read re-checks with fresh facts, EIO
+    otherwise); debug nodes, ctl, osrel and every write look the process up
+    afresh, so no access to registers, memory or tracing rests on this cache.
     """
 
-    def __init__(self, backend: Any, ttl: float = 0.05, size: int = 4096) -> None:
+    def __init__(self, backend: Any, ttl: float = 0.05, size: int = 256) -> None:
+        # size bounds the pidfds held open (each entry keeps one): a full cache of
+        # fresh entries just stops caching, it never starves the daemon of fds.
         self._backend = backend
         self._ttl = ttl
         self._size = size
@@ -426,6 +444,10 @@ def serve(mountpoint: str, profile: str = "compat", bench_node: str | None = Non
     """Mount and serve in this process until unmounted or signalled (foreground)."""
     from .backends import get_backend
     mfusepy = load_libfuse3()
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:          # pidfds, /proc reads and /proc/PID/mem of many callers at once
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     tree = ProcTree(get_backend(backend, root), profile)
     ops = Operations(tree, bench_node, mfusepy._libfuse)
     log.info("mounting %s (profile %s, pid %d)", mountpoint, tree.profile.name, os.getpid())
@@ -450,6 +472,9 @@ def serve(mountpoint: str, profile: str = "compat", bench_node: str | None = Non
 def is_mounted(mountpoint: str) -> bool:
     """Is a procfs FUSE mount live at mountpoint (in our mount namespace)?"""
     target = os.path.realpath(mountpoint).encode()
+    if not os.path.exists("/proc/self/mountinfo"):
+        # FreeBSD (fusefs) has no mountinfo: a mount point is a different device.
+        return os.path.ismount(mountpoint)
     try:
         with open("/proc/self/mountinfo", "rb") as f:
             for line in f:
@@ -528,7 +553,7 @@ def mounted(profile: str = "compat", extra: tuple[str, ...] | list[str] = (),
         stop(m)
         with contextlib.suppress(OSError):
             os.rmdir(mnt)
-        for p in (log_path[:-4] + ".pid",):
+        for p in (log_path[:-4] + ".pid", log_path):     # read the log inside the block
             with contextlib.suppress(OSError):
                 os.unlink(p)
 

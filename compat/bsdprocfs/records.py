@@ -8,12 +8,45 @@ documented extension that renderers ignore.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TypeVar
 
 #: FreeBSD RLIM_INFINITY (rlim_t is signed 64-bit); printed as -1.
 RLIM_INFINITY = (1 << 63) - 1
 
+_T = TypeVar("_T")
 
+
+def fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen dataclass an ``__init__`` that stores into the instance dict.
+
+    The generated frozen ``__init__`` calls ``object.__setattr__`` once per field
+    (measured 2.4 us for StatusRecord, 0.44 us for TimeVal); plain dict stores cost
+    a third of that.  Everything else stays the dataclass's own: the signature and
+    defaults, eq, hash, repr, ``fields()``/``asdict()``/``replace()``, and
+    FrozenInstanceError on assignment.  Only plain defaults are supported.
+    """
+    params, body, env = [], [], {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING or not f.init:
+            raise TypeError(f"{cls.__name__}.{f.name}: fast_init takes plain fields only")
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            env[f"_dflt_{f.name}"] = f.default
+            params.append(f"{f.name}=_dflt_{f.name}")
+        body.append(f"    d[{f.name!r}] = {f.name}")
+    src = (f"def __init__(self, {', '.join(params)}):\n    d = self.__dict__\n"
+           + "\n".join(body) + "\n")
+    exec(src, env)  # noqa: S102 - source built from the dataclass's own field names
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
+    setattr(cls, "__init__", init)  # noqa: B010 - mypy rejects assigning to a method
+    return cls
+
+
+@fast_init
 @dataclass(frozen=True)
 class TimeVal:
     sec: int
@@ -32,6 +65,7 @@ class TimeVal:
         return self.sec * 1_000_000 + self.usec
 
 
+@fast_init
 @dataclass(frozen=True)
 class ProcExtras:
     """Extension facts (not in FreeBSD's status line) for ports of ps(1) and w(1).
@@ -65,6 +99,7 @@ class ProcExtras:
     priority: int = 0
 
 
+@fast_init
 @dataclass(frozen=True)
 class StatusRecord:
     """The single line of /proc/PID/status (procfs_status.c)."""
@@ -89,6 +124,7 @@ class StatusRecord:
     extras: ProcExtras | None = field(default=None, compare=False)
 
 
+@fast_init
 @dataclass(frozen=True)
 class CmdlineRecord:
     """p_args: each argv string followed by NUL (empty for kernel processes)."""
@@ -96,6 +132,7 @@ class CmdlineRecord:
     args: tuple[bytes, ...]
 
 
+@fast_init
 @dataclass(frozen=True)
 class Rlimit:
     ident: str
@@ -103,11 +140,13 @@ class Rlimit:
     max: int
 
 
+@fast_init
 @dataclass(frozen=True)
 class RlimitRecord:
     limits: tuple[Rlimit, ...]
 
 
+@fast_init
 @dataclass(frozen=True)
 class MapEntry:
     """One vm_map entry, the 15 fields of procfs_map.c."""
@@ -129,21 +168,25 @@ class MapEntry:
     charged_uid: int           # -1 when not charged
 
 
+@fast_init
 @dataclass(frozen=True)
 class MapRecord:
     entries: tuple[MapEntry, ...]
 
 
+@fast_init
 @dataclass(frozen=True)
 class EtypeRecord:
     name: str                  # sv_name, e.g. "Linux ELF64"
 
 
+@fast_init
 @dataclass(frozen=True)
 class OsrelRecord:
     osrel: int
 
 
+@fast_init
 @dataclass(frozen=True)
 class FileRecord:
     """Target of the file/exe symlink (proc_get_binpath)."""
@@ -151,6 +194,7 @@ class FileRecord:
     path: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class Credentials:
     """The credentials of a process, as p_cansee/p_candebug need them."""
@@ -164,6 +208,7 @@ class Credentials:
     groups: tuple[int, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class ProcIdentity:
     """Cheap facts to decide visibility, ownership and identity of a pid.

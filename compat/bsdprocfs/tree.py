@@ -40,6 +40,8 @@ from .profiles import Profile, get_profile
 PFS_MAXBUFSIZ = 1 << 20          # sbuf limit of non-raw reads and of writes
 PFS_NAMELEN = 128
 NO_PID = 100000
+#: larger than any pid a kernel hands out (FreeBSD PID_MAX 99999, Linux 2^22): ENOENT.
+PID_LIMIT = (1 << 31) - 1
 ROOT_INO = 2
 
 DIR, FILE, LINK = "dir", "file", "link"
@@ -185,7 +187,10 @@ class ProcTree:
             return reader.pid
         if not name or len(name) >= PFS_NAMELEN or not name.isascii() or not name.isdigit():
             raise fail(ENOENT, name, None, "not a process directory")
-        return int(name)
+        pid = int(name)
+        if pid > PID_LIMIT:                  # pfind() of a pid no kernel hands out
+            raise fail(ENOENT, name, None, "no such process")
+        return pid
 
     def node(self, name: str, pid: object = None) -> Node:
         n = self._by_name.get(name)
@@ -212,9 +217,11 @@ class ProcTree:
         return True
 
     def lookup(self, pid: int, name: str, reader: Reader) -> tuple[Node, Any]:
-        node = self.node(name, pid)
-        p = self.pinned(pid, name, reader) or self.proc(pid, reader)
-        if not self.visible(node, p, reader):
+        # the common cases inline (a known node, nothing pinned, no vis callback):
+        # this runs once per read of a whole-system scan
+        node = self._by_name.get(name) or self.node(name, pid)
+        p = (name in PINNABLE and self.pinned(pid, name, reader)) or self.proc(pid, reader)
+        if node.vis is not None and not self.visible(node, p, reader):
             raise fail(ENOENT, pid, name, "not visible to the reader")
         return node, p
 
@@ -325,8 +332,10 @@ class ProcTree:
             raise fail(EACCES, pid, name, "permission denied by the node's mode")
         if node.rd and not node.raw and name != "map" and offset >= 0:
             # a plain text node: Handle.read_from's own path, minus the Handle
-            data = self._renders[name](self._render_fills[name](p),
-                                       self.profile)[: PFS_MAXBUFSIZ - 1]
+            data = self._renders[name](self._render_fills[name](p), self.profile)
+            if size < 0 and offset == 0 and len(data) < PFS_MAXBUFSIZ:
+                return data                  # the whole node: no copies
+            data = data[: PFS_MAXBUFSIZ - 1]
             return data[offset:] if size < 0 else data[offset:offset + size]
         return Handle(self, node, pid, p.ident.start_ticks, reader).read_from(p, size, offset)
 

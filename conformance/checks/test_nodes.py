@@ -173,7 +173,7 @@ def _entry(entries, start):
 @pytest.mark.procfs("map", "grammar")
 def test_map_order(rich_map):
     assert rich_map
-    for a, b in zip(rich_map, rich_map[1:]):
+    for a, b in zip(rich_map, rich_map[1:], strict=False):
         assert a.start < a.end <= b.start, "entries sorted and disjoint"
 
 
@@ -186,9 +186,11 @@ def test_map_region(prof, rich, rich_map, region):
     if region == "file":
         assert e.path == r[3].encode() and e.type == "vnode" and not e.cow
     elif region == "ro":
-        assert e.type == "none" and e.path == b"-" and e.cow, "untouched anonymous: no object"
+        assert e.type == "none" and e.path == b"-", "untouched anonymous: no object"
     else:
-        assert e.type == prof.anon_type and e.path == b"-" and e.cow
+        # COW/NCOW of private anonymous memory is not asserted: vm_mmap's docow
+        # rule for MAP_ANON is UNVERIFIED in the spec
+        assert e.type == prof.anon_type and e.path == b"-"
         assert e.resident >= 1
 
 
@@ -227,6 +229,7 @@ def test_etype(target, pool, subject):
 @pytest.mark.procfs("osrel", "values")
 @pytest.mark.parametrize("subject", ["rich", "curproc"])
 def test_osrel_read(target, pool, subject):
+    exe: str | bytes
     if subject == "curproc":
         pid, exe = "curproc", os.path.realpath(sys.executable)
     else:

@@ -40,7 +40,7 @@ def observed(observer, pool, prof):
 
 def _result(obs, subject, op, rel):
     s, res, ops = obs[subject]
-    for o, r in zip(ops, res["results"]):
+    for o, r in zip(ops, res["results"], strict=True):
         if o[0] == op and o[1] == rel:
             return r
     raise KeyError((op, rel))

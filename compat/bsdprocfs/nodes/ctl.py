@@ -48,6 +48,9 @@ def render(cmd: CtlCommand, profile: Profile | None = None) -> bytes:
 
 
 def lookup(data: bytes) -> CtlCommand | None:
+    cmd = _EXACT.get(data)          # the common spellings, without re-parsing (hot path)
+    if cmd is not None:
+        return cmd
     word = data.rstrip(_SPACE)
     try:
         text = word.decode("ascii")
@@ -58,6 +61,12 @@ def lookup(data: bytes) -> CtlCommand | None:
     if text in SIGNALS:
         return CtlCommand(text, SIGNALS[text])
     return None
+
+
+_EXACT: dict[bytes, CtlCommand] = {
+    w.encode() + nl: CtlCommand(w, SIGNALS.get(w))
+    for w in (*COMMANDS, *SIGNALS) for nl in (b"", b"\n")
+}
 
 
 def parse(data: bytes, profile: Profile | None = None, pid: object = None) -> CtlCommand:

@@ -34,9 +34,29 @@ def render_entry(e: MapEntry, prof: Profile) -> bytes:
         b"-" if e.path is None else e.path, b"CH" if e.charged else b"NCH", e.charged_uid)
 
 
+_LINE = b"0x%x 0x%x %d %d %s %s %d %d 0x%x %s %s %s %s %s %d\n"
+
+
 def render(rec: MapRecord, profile: Profile | str | None = None) -> bytes:
+    """render_entry for every entry, with the per-entry method calls hoisted out
+    (a 2,000-entry map is rendered on every read): the bytes are the same."""
     prof = get_profile(profile)
-    return b"".join(render_entry(e, prof) for e in rec.entries)
+    types: dict[str, bytes] = {}
+    prots: dict[str, bytes] = {}
+    out = []
+    for e in rec.entries:
+        t = types.get(e.type)
+        if t is None:
+            t = types[e.type] = prof.map_type_name(e.type).encode()
+        pr = prots.get(e.prot)
+        if pr is None:
+            pr = prots[e.prot] = e.prot.encode()
+        out.append(_LINE % (
+            e.start, e.end, e.resident, e.private_resident, b"0x%x" % e.obj if e.obj else b"0",
+            pr, e.ref_count, e.shadow_count, e.flags, b"COW" if e.cow else b"NCOW",
+            b"NC" if e.needs_copy else b"NNC", t, b"-" if e.path is None else e.path,
+            b"CH" if e.charged else b"NCH", e.charged_uid))
+    return b"".join(out)
 
 
 def _hex(field: str, off: int, tok: bytes) -> int:

@@ -82,10 +82,12 @@ def render(rec: StatusRecord, profile: Profile | None = None, *,
     else:
         times = b"-1,-1 -1,-1 -1,-1"
     groups = tuple(rec.groups)
+    tty, jail = rec.tty, rec.jail
     return b"%s %d %d %d %d %s %s %s %s %d %d %d%s %s\n" % (
         escape_comm(rec.comm, signed_char), rec.pid, rec.ppid, rec.pgid, rec.sid,
-        _b(rec.tty or "-"), _FLAGS[rec.ctty, rec.sldr], times, _b(rec.wmesg),
-        rec.euid, rec.ruid, rec.rgid, b",%d" * len(groups) % groups, _b(rec.jail or "-"))
+        _b(tty) if tty else b"-", _FLAGS[rec.ctty, rec.sldr], times, _b(rec.wmesg),
+        rec.euid, rec.ruid, rec.rgid, b",%d" * len(groups) % groups,
+        _b(jail) if jail else b"-")
 
 
 def _b(s: str) -> bytes:

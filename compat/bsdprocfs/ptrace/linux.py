@@ -5,9 +5,10 @@ Who does what:
   for x86_64, i386 and aarch64), GETFPREGS/SETFPREGS and PEEKUSER/POKEUSER.
 * This thin ctypes layer does what python-ptrace lacks (PTRACE_SEIZE,
   PTRACE_INTERRUPT, PTRACE_LISTEN, GETREGSET for the aarch64 FP and debug sets)
-  and the hot path (SINGLESTEP/CONT): measured on this VM, python-ptrace's
-  ``singleStep()`` + ``waitSignals()`` costs 27 us a step against 20 us for a raw
-  call (linux-mapping.md section 6), so the step path goes straight to libc.
+  and the hot path (SINGLESTEP, SYSEMU_SINGLESTEP, CONT): measured on this VM,
+  python-ptrace's ``singleStep()`` + ``waitSignals()`` costs 27 us a step against
+  20 us for a raw call (linux-mapping.md section 6), so stepping goes straight to
+  libc.
 
 Every function here must run on the tracer thread (Linux accepts ptrace
 requests only from the thread that attached); tracer.py guarantees it.
@@ -115,9 +116,9 @@ def rewind_syscall(pid: int) -> None:
 
 
 def _pp() -> Any:
-    """python-ptrace's binding, imported lazily (it probes the CPU at import)."""
-    from ptrace import binding
-    return binding
+    """python-ptrace's binding functions, imported lazily (it probes the CPU at import)."""
+    from ptrace.binding import func
+    return func
 
 
 def _pp_call(fn: Any, *args: Any) -> Any:
@@ -205,6 +206,10 @@ def write_regs(pid: int, rs: RegSet) -> None:
     if rs.arch == "amd64":
         for n in _AMD64_REGS:
             setattr(r, n, v["r_" + n])
+        if v["r_rip"] != r.rip:
+            # a new pc cancels a pending system-call restart (Linux would rewind the new
+            # pc by 2 on resume; FreeBSD has already restarted before the stop)
+            r.orig_rax = (1 << 64) - 1
         r.fs, r.gs, r.es, r.ds = v["r_fs"], v["r_gs"], v["r_es"], v["r_ds"]
         r.rip, r.cs, r.eflags, r.rsp, r.ss = (v["r_rip"], v["r_cs"], v["r_rflags"], v["r_rsp"],
                                               v["r_ss"])
@@ -224,8 +229,7 @@ def read_fpregs(pid: int, arch: str | None = None) -> RegSet:
         # user_fpsimd_state: vregs[32] (512) fpsr fpcr __reserved[2] = 528 = struct fpreg
         data = _getregset(pid, NT_PRFPREG, 528)
         return unpack(arch, "fpregs", data[:520].ljust(528, b"\0"))
-    from ptrace.binding.func import ptrace_getfpregs
-    fp = bytes(_pp_call(ptrace_getfpregs, pid))
+    fp = bytes(_pp_call(_pp().ptrace_getfpregs, pid))
     # amd64: the FXSAVE image, byte-identical; i386: user_i387_struct (108 bytes) is the
     # save87 prefix of FreeBSD's struct (env[7] + acc), fpr_ex_sw/pad stay 0.
     size = 512 if arch == "amd64" else 176
@@ -238,11 +242,11 @@ def write_fpregs(pid: int, rs: RegSet) -> None:
     if rs.arch == "aarch64":
         _setregset(pid, NT_PRFPREG, data[:520] + b"\0" * 8)
         return
-    from ptrace.binding.func import ptrace_getfpregs, ptrace_setfpregs
-    fp = _pp_call(ptrace_getfpregs, pid)
+    b = _pp()
+    fp = _pp_call(b.ptrace_getfpregs, pid)
     n = ctypes.sizeof(fp)
     ctypes.memmove(ctypes.addressof(fp), data, min(n, len(data)))
-    _pp_call(ptrace_setfpregs, pid, fp)
+    _pp_call(b.ptrace_setfpregs, pid, fp)
 
 
 def read_dbregs(pid: int, arch: str | None = None) -> RegSet:
@@ -268,6 +272,14 @@ def read_dbregs(pid: int, arch: str | None = None) -> RegSet:
     for i in range(8):
         dr[i] = 0 if i in (4, 5) else _pp_call(peek, pid, base + word * i) & ((1 << 8 * word) - 1)
     return rs.replace(dr=dr)
+
+
+def disarm_x86(pid: int) -> None:
+    """DR7 = 0 if anything is enabled: no breakpoint survives our shutdown."""
+    arch = host_arch()
+    off = DEBUGREG_OFFSET[arch] + (8 if arch == "amd64" else 4) * 7
+    if _pp_call(_pp().ptrace_peekuser, pid, off):
+        _pp_call(_pp().ptrace_pokeuser, pid, off, 0)
 
 
 def write_dbregs(pid: int, rs: RegSet, cur: RegSet) -> None:

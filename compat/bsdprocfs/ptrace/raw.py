@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
         struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = note;
         sa.sa_flags = SA_RESTART;
         for (int s = 1; s < 32; s++)
-            if (s != SIGKILL && s != SIGSTOP && s != SIGTRAP) sigaction(s, &sa, 0);
+            if (s != SIGKILL && s != SIGSTOP) sigaction(s, &sa, 0);
     }
     printf("%p %p\n", (void *)&counter, (void *)tick);
     fflush(stdout);
@@ -49,7 +49,7 @@ def note(sig, frame):
     os.write(fd, bytes([sig]))
 if fd >= 0:
     for s in range(1, 32):
-        if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTRAP):
+        if s not in (signal.SIGKILL, signal.SIGSTOP):
             try:
                 signal.signal(s, note)
             except (OSError, ValueError):

@@ -1,0 +1,104 @@
+"""The conformance CLI and plugin plumbing: argument errors, reports (JUnit,
+Markdown, JSON), the inert plugin, the collected-case count, a FUSE --root run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+BSDPROCFS = [sys.executable, "-m", "bsdprocfs"]
+
+
+def test_cli_needs_a_target():
+    p = subprocess.run(BSDPROCFS + ["conformance"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "--root PATH" in p.stderr and "--api" in p.stderr
+
+
+def test_cli_rejects_both_targets():
+    p = subprocess.run(BSDPROCFS + ["conformance", "--api", "--root", "/proc"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "not allowed with" in p.stderr
+
+
+@pytest.mark.timeout(300)
+def test_cli_reports(tmp_path):
+    junit, md, js = tmp_path / "r.xml", tmp_path / "r.md", tmp_path / "r.json"
+    p = subprocess.run(BSDPROCFS + ["conformance", "--api", "-k", "test_tree or test_etype",
+                                    "--junit", str(junit), "--report", str(md),
+                                    "--json", str(js)],
+                       capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+    assert "procfs conformance matrix" in p.stdout
+    suites = ET.parse(junit).getroot()
+    cases = suites.findall(".//testcase")
+    assert len(cases) > 50 and not suites.findall(".//failure")
+    text = md.read_text()
+    assert "| node |" in text and "| tree |" in text and "**impl**: bsdprocfs-api" in text
+    data = json.loads(js.read_text())
+    assert data["totals"]["passed"] > 50 and data["totals"]["failed"] == 0
+    assert data["meta"]["profile"] == "compat"
+    assert {t["node"] for t in data["tests"]} >= {"tree", "etype", "status", "curproc"}
+
+
+def test_cli_exit_status_on_failure(tmp_path):
+    """A failing check makes the CLI exit non-zero (a broken variant from the self-test)."""
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run(BSDPROCFS + ["conformance", "--api", "--factory",
+                                    "test_conformance_selftest:no_trailing_newline",
+                                    "-k", "test_etype"],
+                       capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env)
+    assert p.returncode == 1, p.stdout[-3000:]
+    assert " F" in p.stdout or "F3" in p.stdout
+
+
+def test_plugin_is_inert(tmp_path):
+    """Loaded into every pytest run, the plugin changes nothing without its options."""
+    (tmp_path / "test_x.py").write_text("def test_x():\n    assert True\n")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-c", os.devnull, "--rootdir",
+                        str(tmp_path), "-p", "no:cacheprovider", "test_x.py", "-q"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 0 and "1 passed" in p.stdout
+    assert "procfs conformance" not in p.stdout
+
+
+def test_checks_without_target_skip(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "pytest", "-c", os.devnull, "--rootdir",
+                        str(tmp_path), "-p", "no:cacheprovider", "--pyargs",
+                        "bsdprocfs_conformance.checks", "-q", "-k", "test_root", "-rs"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-2000:]
+    assert "no procfs target" in p.stdout and " passed" not in p.stdout
+
+
+def test_collected_cases(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "pytest", "-c", os.devnull, "--rootdir",
+                        str(tmp_path), "-p", "no:cacheprovider", "--pyargs",
+                        "bsdprocfs_conformance.checks", "--procfs-api", "--collect-only", "-q"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    n = sum(1 for ln in p.stdout.splitlines() if "::" in ln)
+    assert n >= 300, p.stdout[-2000:]
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/fuse")
+                    or not shutil.which("fusermount3"), reason="needs root, /dev/fuse and fuse3")
+def test_cli_fuse_root(tmp_path):
+    from bsdprocfs.fuse import mounted
+    js = tmp_path / "fuse.json"
+    with mounted("compat") as m:
+        p = subprocess.run(BSDPROCFS + ["conformance", "--root", m.path, "--json", str(js),
+                                        "-k", "test_status or test_etype or test_rlimit "
+                                        "or test_node_stat or test_root"],
+                           capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-4000:]
+    data = json.loads(js.read_text())
+    assert data["meta"]["impl"] == "bsdprocfs-fuse" and data["meta"]["profile"] == "compat"
+    assert data["totals"]["passed"] > 40
