@@ -120,6 +120,21 @@ def test_kernel_threads():
     assert "ctl" in listing and "status" in listing and "rlimit" in listing
     r = status_of(fs, pid)
     assert r.sid == 0 and r.pgid == 0 and r.tty is None
+    # p_comm holds MAXCOMLEN (19) bytes; Linux kernel threads may have longer names
+    for k in fs.pids():
+        try:
+            with open(f"/proc/{k}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        name = raw[raw.index(b"(") + 1: raw.rindex(b")")]
+        if len(name) > 19:
+            try:
+                rec = status_of(fs, k)
+            except OSError:
+                continue
+            assert rec.comm == name[:19]
+            break
 
 
 def test_zombie_is_invisible(procfs):

@@ -366,16 +366,9 @@ def bench_status(settings: Settings, helpers: Helpers) -> list[Result]:
 
 # -------------------------------------------------------------------- map
 def _raw_read_all(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks: list[bytes] = []
-        while True:
-            more = os.read(fd, 1 << 20)
-            if not more:
-                return b"".join(chunks)
-            chunks.append(more)
-    finally:
-        os.close(fd)
+    """The raw floor: the backend's own read loop, without parsing."""
+    from .backends.linux import _read_all
+    return _read_all(path)
 
 
 def bench_map(settings: Settings, helpers: Helpers) -> Result:

@@ -51,6 +51,7 @@ from typing import Any
 from .errors import EBUSY, EFAULT, EINTR, EINVAL, EIO, ENOENT, EOPNOTSUPP, EPERM, fail
 from .profiles import Profile, get_profile
 from .ptrace.layouts import RegSet, host_arch
+from .ptrace.linux import proc_state
 from .ptrace.tracer import TargetGone
 
 Interrupted = Callable[[], bool]
@@ -69,16 +70,6 @@ LINUX_SIGNALS: dict[str, int | None] = {
     "winch": signal.SIGWINCH, "info": None, "usr1": signal.SIGUSR1, "usr2": signal.SIGUSR2,
 }
 NO_LINUX_SIGNAL = {"emt": "SIGEMT does not exist on Linux"}
-
-
-def proc_state(pid: int) -> str:
-    """The /proc/PID/stat state letter, 'X' when gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            st = f.read()
-    except OSError:
-        return "X"
-    return chr(st[st.rindex(b")") + 2])
 
 
 def tracer_pid(pid: int) -> int:

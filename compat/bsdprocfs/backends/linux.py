@@ -260,7 +260,8 @@ class LinuxBackend:
         return None
 
     def _full_comm(self, p: LinuxProc) -> bytes:
-        """Rebuild FreeBSD's 19-byte p_comm from the 15-byte TASK_COMM_LEN cut."""
+        """Rebuild FreeBSD's 19-byte p_comm from the 15-byte TASK_COMM_LEN cut.  (Kernel
+        threads' longer names are cut to MAXCOMLEN by the caller, as p_comm holds 19.)"""
         comm = p.comm
         if len(comm) != 15 or p.ident.system:
             return comm
@@ -408,7 +409,7 @@ class LinuxBackend:
             exiting=ident.zombie, lastcpu=int(f[36]), priority=int(f[15]))
         # positional, in StatusRecord's field order: keywords cost twice as much here
         return StatusRecord(
-            self._full_comm(p) if len(p.comm) == 15 else p.comm, pid, int(f[1]),
+            self._full_comm(p) if len(p.comm) == 15 else p.comm[:MAXCOMLEN], pid, int(f[1]),
             int(f[2]), self._sid(p), self.tty_name(tty_nr) if tty_nr else None,
             tty_nr != 0, int(f[3]) == pid,
             TimeVal(start_us // 1_000_000, start_us % 1_000_000), utime,

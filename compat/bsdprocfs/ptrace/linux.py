@@ -304,3 +304,13 @@ def write_dbregs(pid: int, rs: RegSet, cur: RegSet) -> None:
     for i in (0, 1, 2, 3, 6, 7):
         if new[i] != old[i]:
             _pp_call(poke, pid, base + word * i, new[i])
+
+
+def proc_state(pid: int) -> str:
+    """The /proc/PID/stat state letter, 'X' when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            st = f.read()
+    except OSError:
+        return "X"
+    return chr(st[st.rindex(b")") + 2])

@@ -399,7 +399,7 @@ class Tracer:
         if group:
             deadline = time.monotonic() + 0.05
             while time.monotonic() < deadline:
-                if _state(t.pid) in ("T", "t"):
+                if lx.proc_state(t.pid) in ("T", "t"):
                     os.kill(t.pid, signal.SIGCONT)
                     break
                 time.sleep(0.002)
@@ -412,15 +412,6 @@ class Tracer:
                 self.release(t, disarm=True)
             except OSError:
                 continue
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            st = f.read()
-    except OSError:
-        return "X"
-    return chr(st[st.rindex(b")") + 2])
 
 
 # ---------------------------------------------------------------- safety
