@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from conftest import wait_for  # noqa: F401 - re-exported for the FUSE tests
+
 TEST_USER = "bsdpfs_fuse"
 #: a python the unprivileged user can execute (the venv's lives under /root here)
 PLAIN_PYTHON = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3")
@@ -56,16 +58,6 @@ def ensure_user(name: str = TEST_USER) -> tuple[int, int]:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
             time.sleep(0.1)
     raise RuntimeError(f"could not create user {name}")
-
-
-def wait_for(cond, timeout: float = 10.0, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def proc_state(pid: int) -> str:

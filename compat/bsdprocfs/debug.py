@@ -121,31 +121,27 @@ class LinuxDebugger:
         except PermissionError:
             raise fail(EPERM, pid, "mem", "no right to debug the target") from None
 
-    def mem_read(self, pid: int, offset: int, size: int) -> bytes:
-        fd = self._mem_fd(pid, False)
+    def _mem_io(self, pid: int, offset: int, write: bool, io: Callable[[int], Any]) -> Any:
+        """One pread/pwrite on /proc/PID/mem with FreeBSD's errnos (EINVAL, EFAULT)."""
+        fd = self._mem_fd(pid, write)
         try:
-            data = os.pread(fd, size, offset)
+            return io(fd)
         except OverflowError:
             raise fail(EINVAL, pid, "mem", "offset beyond off_t") from None
         except OSError as e:
             raise _mem_error(e, pid, offset) from None
         finally:
             os.close(fd)
+
+    def mem_read(self, pid: int, offset: int, size: int) -> bytes:
+        data: bytes = self._mem_io(pid, offset, False, lambda fd: os.pread(fd, size, offset))
         if len(data) < size:
             # proc_rwmem reports EFAULT even when part of the range was transferred
             raise fail(EFAULT, pid, "mem", f"address {offset + len(data):#x} is not mapped")
         return data
 
     def mem_write(self, pid: int, offset: int, data: bytes) -> int:
-        fd = self._mem_fd(pid, True)
-        try:
-            n = os.pwrite(fd, data, offset)
-        except OverflowError:
-            raise fail(EINVAL, pid, "mem", "offset beyond off_t") from None
-        except OSError as e:
-            raise _mem_error(e, pid, offset) from None
-        finally:
-            os.close(fd)
+        n = int(self._mem_io(pid, offset, True, lambda fd: os.pwrite(fd, data, offset)))
         if n < len(data):
             raise fail(EFAULT, pid, "mem", f"address {offset + n:#x} is not mapped")
         return n
