@@ -141,7 +141,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(
                 reason="no procfs target: give --procfs-root PATH or --procfs-api"))
             continue
-        d = divergences.match(s.impl, cid)
+        d = divergences.match(s.impl, cid, s.profile)
         if d:
             item.add_marker(pytest.mark.xfail(reason=f"{s.impl}: {d.reason}", strict=True))
 
@@ -276,16 +276,26 @@ class Observer:
         self.dir = pool.dir
         for mod in (observer, targets):
             shutil.copy2(str(mod.__file__), self.dir)
+        # The API target imports bsdprocfs as the test user, who may not be able to
+        # search the checkout or venv (a clone below /root, a 0700 tox dir): give it a
+        # copy of the (pure-Python, dependency-free) package next to the observer.
+        try:
+            import bsdprocfs
+            src = os.path.dirname(bsdprocfs.__file__)
+            dst = os.path.join(self.dir, "bsdprocfs")
+            if not os.path.isdir(dst):
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+            for top, _dirs, files in os.walk(dst):
+                os.chmod(top, 0o755)
+                for f in files:
+                    os.chmod(os.path.join(top, f), 0o644)
+        except ImportError:
+            pass                              # a path target needs no package
         self.uid, self.gid = pool.user
 
     def run(self, ops: list[list[Any]]) -> dict[str, Any]:
         s = self.settings
-        paths = [p for p in sys.path if p and os.path.isdir(p)]
-        try:
-            import bsdprocfs
-            paths.insert(0, os.path.dirname(os.path.dirname(bsdprocfs.__file__)))
-        except ImportError:
-            pass
+        paths = [self.dir] + [p for p in sys.path if p and os.path.isdir(p)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), PYTHONDONTWRITEBYTECODE="1")
         cfg = {"root": s.root, "api": s.api, "profile": s.profile, "factory": s.factory}
         p = subprocess.run([self.pool.plain_exe, "-S", os.path.join(self.dir, "observer.py"),

@@ -33,8 +33,12 @@ def ensure_user(name: str = TEST_USER) -> tuple[int, int]:
         cmd = (["pw", "useradd", name, "-d", "/nonexistent", "-s", "/usr/sbin/nologin"]
                if FREEBSD else ["useradd", "--system", "--no-create-home", "--user-group",
                                 "--shell", "/usr/sbin/nologin", name])
-        subprocess.run(cmd, check=True, capture_output=True)
-        pw = pwd.getpwnam(name)
+        r = subprocess.run(cmd, capture_output=True)
+        try:                          # another xdist worker may have created it meanwhile
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            raise RuntimeError(f"cannot create the test user {name}: "
+                               f"{r.stderr.decode(errors='replace').strip()}") from None
     return pw.pw_uid, pw.pw_gid
 
 
@@ -58,7 +62,8 @@ def host_state(pid: int) -> str:
             return "?"
     out = subprocess.run(["ps", "-o", "state=", "-p", str(pid)], capture_output=True,
                          text=True).stdout.strip()
-    return out[:1] or "?"
+    # FreeBSD ps shows I for a process asleep longer than 20 s (MAXSLP): still asleep
+    return {"I": "S"}.get(out[:1], out[:1]) or "?"
 
 
 class Subject:
@@ -230,9 +235,11 @@ class Pool:
         return self.spawn("own", {"maps": True}, as_user=True)
 
     def _make_jailed(self) -> Subject:
-        name = "bsdpfs-conf-jail"
+        # status prints the jail's *name* on FreeBSD (prison_name) and, on the Linux
+        # shim, the UTS hostname: use one unique value for both (one jail per worker)
+        name = f"bsdpfs-conf-{os.getpid()}"
         if FREEBSD:          # UNVERIFIED: jail(8) with command= keeps our pipes
-            wrap = ["jail", "-c", "path=/", "name=bsdpfs_conf", f"host.hostname={name}",
+            wrap = ["jail", "-c", "path=/", f"name={name}", f"host.hostname={name}",
                     "ip4=inherit", "command="]
             return self.spawn("jailed", {"uts": name}, wrap=wrap)
         return self.spawn("jailed", {"uts": name})

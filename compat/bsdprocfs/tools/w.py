@@ -16,6 +16,7 @@ import os
 import socket
 import stat as _stat
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,13 @@ def _cstr(b: bytes) -> str:
 
 
 def read_utmp(path: str = DEFAULT_UTMP) -> list[Utmp]:
-    """getutxent() over a Linux utmp file; a missing file means nobody is logged in."""
+    """getutxent() over a Linux utmp file; a missing file means nobody is logged in.
+    Elsewhere (FreeBSD's utx.active has another layout) the default source is
+    psutil.users(), the portable getutxent()."""
+    if path == DEFAULT_UTMP and not sys.platform.startswith("linux"):
+        import psutil
+        return [Utmp(USER_PROCESS, u.pid or 0, u.terminal or "", b"", u.name, u.host or "",
+                     int(u.started)) for u in psutil.users()]
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -254,4 +261,8 @@ def json_rows(ents: list[Entry], now: float) -> list[dict[str, Any]]:
 
 
 def uptime_seconds() -> int:
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME))
+    """Seconds since boot, counting suspend: CLOCK_BOOTTIME on Linux, CLOCK_UPTIME on
+    FreeBSD (what w.c's kern.boottime arithmetic amounts to)."""
+    clock = int(getattr(time, "CLOCK_BOOTTIME", getattr(time, "CLOCK_UPTIME",
+                                                        time.CLOCK_MONOTONIC)))
+    return int(time.clock_gettime(clock))
