@@ -4,6 +4,7 @@ then only registers options and a marker, and touches no other test."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -276,21 +277,23 @@ class Observer:
         self.dir = pool.dir
         for mod in (observer, targets):
             shutil.copy2(str(mod.__file__), self.dir)
-        # The API target imports bsdprocfs as the test user, who may not be able to
-        # search the checkout or venv (a clone below /root, a 0700 tox dir): give it a
-        # copy of the (pure-Python, dependency-free) package next to the observer.
-        try:
-            import bsdprocfs
-            src = os.path.dirname(bsdprocfs.__file__)
-            dst = os.path.join(self.dir, "bsdprocfs")
+        # The API target imports bsdprocfs (and python-ptrace, its register requests) as
+        # the test user, who may not be able to search the checkout or venv (a clone
+        # below /root, a 0700 tox dir): give it copies of those pure-Python packages
+        # next to the observer.  A path target needs neither.
+        for name in ("bsdprocfs", "ptrace"):
+            try:
+                mod = importlib.import_module(name)
+            except ImportError:
+                continue
+            dst = os.path.join(self.dir, name)
             if not os.path.isdir(dst):
-                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(os.path.dirname(str(mod.__file__)), dst,
+                                ignore=shutil.ignore_patterns("__pycache__"))
             for top, _dirs, files in os.walk(dst):
                 os.chmod(top, 0o755)
                 for f in files:
                     os.chmod(os.path.join(top, f), 0o644)
-        except ImportError:
-            pass                              # a path target needs no package
         self.uid, self.gid = pool.user
 
     def run(self, ops: list[list[Any]]) -> dict[str, Any]:

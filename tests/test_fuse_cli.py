@@ -102,12 +102,22 @@ def test_mount_errors_are_clear_and_nonzero(mnt_dir):
     assert r.returncode == 1 and "--bench-node" in r.stderr
     uid, gid = ensure_user()
     os.chmod(mnt_dir, 0o777)
-    code = (f"import sys; sys.path.insert(0, {COMPAT_DIR!r})\n"
+    # the user may not be able to search the checkout (a clone below /root): a copy
+    pkg = tempfile.mkdtemp(prefix="bsdpfs-pkg-")
+    os.chmod(pkg, 0o755)
+    shutil.copytree(os.path.join(COMPAT_DIR, "bsdprocfs"), os.path.join(pkg, "bsdprocfs"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for top, _dirs, files in os.walk(pkg):
+        os.chmod(top, 0o755)
+        for f in files:
+            os.chmod(os.path.join(top, f), 0o644)
+    code = (f"import sys; sys.path.insert(0, {pkg!r})\n"
             "from bsdprocfs.cli import main\n"
             f"sys.exit(main(['mount', {mnt_dir!r}]))\n")
     r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
                         PLAIN_PYTHON, "-c", code], capture_output=True, text=True, timeout=60,
                        cwd="/")
+    shutil.rmtree(pkg)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "needs root" in r.stderr
     assert not is_mounted(mnt_dir)

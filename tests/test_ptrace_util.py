@@ -27,6 +27,10 @@ needs_ptrace = pytest.mark.skipif(
 
 def _no_core() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # A process group of its own whose parent (us) sits in another group of the same
+    # session: never orphaned, so SIGTSTP/SIGTTIN/SIGTTOU stop it (the kernel discards
+    # them for orphaned groups, which pytest's own group may be under a CI runner).
+    os.setpgid(0, 0)
 
 
 class Spinner:
