@@ -541,3 +541,24 @@ def test_errors_name_pid_and_node(procfs):
 
 def test_kernel_thread_flag_and_pty_constants_are_sane():
     assert termios.TIOCSCTTY and fcntl.ioctl and ctypes.sizeof(ctypes.c_long) == 8
+
+
+def test_osrel_written_value_is_reset_by_exec(procfs):
+    """FreeBSD sets p_osrel from the new image's ELF note at every exec: a value written
+    before an exec (even one that gains privileges) must not survive it."""
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    p = subprocess.Popen([PY, "-c", "import os, sys\nsys.stdin.readline()\n"
+                          f"os.execv({sleep!r}, ['sleep', '60'])"],
+                         stdin=subprocess.PIPE)
+    try:
+        wait_for(lambda: proc_state(p.pid) == "S")
+        procfs.write(p.pid, "osrel", b"1234\n")
+        assert procfs.read(p.pid, "osrel") == b"1234\n"
+        p.stdin.write(b"\n")
+        p.stdin.flush()
+        wait_for(lambda: os.path.realpath(f"/proc/{p.pid}/exe") == os.path.realpath(sleep))
+        native = bsdprocfs.ProcFS(backend="linux").read(p.pid, "osrel")   # fresh overlay
+        assert procfs.read(p.pid, "osrel") == native != b"1234\n"
+    finally:
+        p.kill()
+        p.wait()

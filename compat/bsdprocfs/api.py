@@ -58,7 +58,11 @@ class ProcFS:
     def write(self, pid: Pid, node: str, data: bytes, offset: int = 0,
               reader: Reader | None = None) -> int:
         r = self._reader(reader)
-        return self.open(pid, node, "w", r).write(bytes(data), offset)
+        h = self.open(pid, node, "w", r)
+        try:
+            return h.write(bytes(data), offset)
+        finally:
+            h.close()
 
     def readlink(self, pid: Pid, node: str | None = None, reader: Reader | None = None) -> str:
         """readlink of curproc/self (pid given as that name, node None) or of file/exe."""

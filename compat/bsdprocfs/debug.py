@@ -55,6 +55,8 @@ from .ptrace.linux import proc_state
 from .ptrace.tracer import TargetGone
 
 Interrupted = Callable[[], bool]
+#: the tree's p_candebug re-check, run on the tracer thread (None: a privileged reader)
+Check = Callable[[], None] | None
 
 #: FreeBSD signal name -> Linux signal (None: no Linux signal, see the module doc).
 LINUX_SIGNALS: dict[str, int | None] = {
@@ -121,9 +123,17 @@ class LinuxDebugger:
         except PermissionError:
             raise fail(EPERM, pid, "mem", "no right to debug the target") from None
 
-    def _mem_io(self, pid: int, offset: int, write: bool, io: Callable[[int], Any]) -> Any:
-        """One pread/pwrite on /proc/PID/mem with FreeBSD's errnos (EINVAL, EFAULT)."""
-        fd = self._mem_fd(pid, write)
+    def mem_open(self, pid: int, write: bool) -> int:
+        """An fd on /proc/PID/mem, bound by Linux to the address space of the moment."""
+        return self._mem_fd(pid, write)
+
+    def _mem_io(self, pid: int, offset: int, write: bool, io: Callable[[int], Any],
+                fd: int | None = None) -> Any:
+        """One pread/pwrite on /proc/PID/mem with FreeBSD's errnos (EINVAL, EFAULT); on
+        ``fd`` when the caller holds one (see tree.Handle._mem), else on a fresh one."""
+        own = fd is None
+        if fd is None:
+            fd = self._mem_fd(pid, write)
         try:
             return io(fd)
         except OverflowError:
@@ -131,27 +141,30 @@ class LinuxDebugger:
         except OSError as e:
             raise _mem_error(e, pid, offset) from None
         finally:
-            os.close(fd)
+            if own:
+                os.close(fd)
 
-    def mem_read(self, pid: int, offset: int, size: int) -> bytes:
-        data: bytes = self._mem_io(pid, offset, False, lambda fd: os.pread(fd, size, offset))
+    def mem_read(self, pid: int, offset: int, size: int, fd: int | None = None) -> bytes:
+        data: bytes = self._mem_io(pid, offset, False, lambda f: os.pread(f, size, offset), fd)
         if len(data) < size:
             # proc_rwmem reports EFAULT even when part of the range was transferred
             raise fail(EFAULT, pid, "mem", f"address {offset + len(data):#x} is not mapped")
         return data
 
-    def mem_write(self, pid: int, offset: int, data: bytes) -> int:
-        n = int(self._mem_io(pid, offset, True, lambda fd: os.pwrite(fd, data, offset)))
+    def mem_write(self, pid: int, offset: int, data: bytes, fd: int | None = None) -> int:
+        n = int(self._mem_io(pid, offset, True, lambda f: os.pwrite(f, data, offset), fd))
         if n < len(data):
             raise fail(EFAULT, pid, "mem", f"address {offset + n:#x} is not mapped")
         return n
 
     # -------------------------------------------------------- regsets
-    def read_regset(self, pid: int, name: str) -> RegSet:
-        return self._call(self._op_read, pid, name)
+    def read_regset(self, pid: int, name: str, check: Check = None) -> RegSet:
+        """check: the tree's rules, re-run on the tracer thread once the target is
+        stopped (a stopped target cannot exec between that check and the access)."""
+        return self._call(self._op_read, pid, name, check)
 
-    def write_regset(self, pid: int, name: str, data: bytes) -> int:
-        return int(self._call(self._op_write, pid, name, data))
+    def write_regset(self, pid: int, name: str, data: bytes, check: Check = None) -> int:
+        return int(self._call(self._op_write, pid, name, data, check))
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -192,13 +205,19 @@ class LinuxDebugger:
             raise _regs_error(e, pid, name) from None
         return n
 
-    def _op_read(self, pid: int, name: str) -> RegSet:
-        return self._on_stopped(pid, name, lambda stopsig, trapno: self._lx_read(
-            pid, name, stopsig, trapno), allow_running=(name == "dbregs"))
+    def _op_read(self, pid: int, name: str, check: Check = None) -> RegSet:
+        def fn(stopsig: int, trapno: int | None) -> RegSet:
+            if check is not None:
+                check()
+            return self._lx_read(pid, name, stopsig, trapno)
+        return self._on_stopped(pid, name, fn, allow_running=(name == "dbregs"))
 
-    def _op_write(self, pid: int, name: str, data: bytes) -> int:
-        return int(self._on_stopped(pid, name, lambda stopsig, _t: self._lx_write(
-            pid, name, data, stopsig), allow_running=False))
+    def _op_write(self, pid: int, name: str, data: bytes, check: Check = None) -> int:
+        def fn(stopsig: int, _trapno: int | None) -> int:
+            if check is not None:
+                check()
+            return self._lx_write(pid, name, data, stopsig)
+        return int(self._on_stopped(pid, name, fn, allow_running=False))
 
     def _on_stopped(self, pid: int, name: str, fn: Callable[[int, int | None], Any],
                     allow_running: bool) -> Any:
@@ -297,11 +316,17 @@ class LinuxDebugger:
             if not tmp.stopped:
                 lx.interrupt(pid)
                 tr.wait_stop(tmp, 0.5)
+                if not tmp.stopped:
+                    # cannot detach a running tracee: the tracer loop lets it go at its
+                    # first stop (Tracer.record), so it is never left traced by us
+                    tmp.transient = True
+                    tr.targets[pid] = tmp
                 raise fail(EBUSY, pid, name, "process was continued")
             return fn(tmp.stopsig, None)
         finally:
             try:
-                lx.detach(pid, 0)
+                if not tmp.transient:
+                    lx.detach(pid, 0)
             except OSError:
                 pass
             # the task re-enters its group stop asynchronously: return only once it is
@@ -312,25 +337,57 @@ class LinuxDebugger:
 
     # ------------------------------------------------------------- ctl
     def ctl(self, pid: int, cmd: Any, reader: Any, profile: Profile | str | None = None,
-            interrupted: Interrupted | None = None, timeout: float | None = None) -> None:
-        """One ctl word (cmd from nodes/ctl.parse); p_candebug was checked by the tree."""
+            interrupted: Interrupted | None = None, timeout: float | None = None,
+            check: Check = None) -> None:
+        """One ctl word (cmd from nodes/ctl.parse); p_candebug was checked by the tree,
+        and ``check`` repeats it on the tracer thread, where a stopped target cannot
+        exec a set-id image between the check and the act."""
         word = cmd.word
         only = get_profile(profile).ctl_attacher_only
+        call = self.tracer.call
         try:
             if word == "step":                     # the hot path first
-                self.tracer.call(self._op_step, pid, reader.pid, only)
+                if check is None:
+                    call(self._op_step, pid, reader.pid, only)
+                else:
+                    call(self._checked, check, self._op_step, pid, reader.pid, only)
             elif word == "attach":
-                self.tracer.call(self._op_attach, pid, reader.pid)
+                call(self._attach_checked, pid, reader.pid, check)
             elif word == "detach":
-                self.tracer.call(self._op_detach, pid)
+                call(self._op_detach, pid)
             elif word == "run":
-                self.tracer.call(self._op_run, pid, reader.pid, only)
+                call(self._checked, check, self._op_run, pid, reader.pid, only)
             elif word == "wait":
                 self._op_wait(pid, reader.pid, only, interrupted, timeout)
             else:
+                if check is not None:
+                    check()
                 self._signal(pid, word, reader.pid, only)
         except TargetGone:
             raise fail(EIO, pid, "ctl", "process has exited") from None
+
+    @staticmethod
+    def _checked(check: Check, fn: Callable[..., Any], *args: Any) -> Any:
+        if check is not None:
+            check()
+        return fn(*args)
+
+    def _attach_checked(self, pid: int, reader_pid: int, check: Check) -> None:
+        """attach, then the rules again on the stopped target: an exec that won the race
+        with the tree's check is caught here, and the target is let go."""
+        self._op_attach(pid, reader_pid)
+        if check is None:
+            return
+        try:
+            check()
+        except BaseException:
+            t = self.tracer.targets.get(pid)
+            if t is not None:
+                try:
+                    self.tracer.release(t)
+                except OSError:
+                    pass
+            raise
 
     def _ours_stopped(self, pid: int, reader_pid: int, only: bool, word: str) -> Any:
         tr = self.tracer
@@ -568,8 +625,11 @@ class FreeBSDPtrace:
             raise fail(err, pid, "ctl", str(e)) from None
 
     def ctl(self, pid: int, cmd: Any, reader: Any, profile: Profile | str | None = None,
-            interrupted: Interrupted | None = None, timeout: float | None = None) -> None:
+            interrupted: Interrupted | None = None, timeout: float | None = None,
+            check: Check = None) -> None:
         word = cmd.word
+        if check is not None and word != "detach":
+            check()
         if word == "attach":
             if pid == reader.pid:
                 raise fail(EINVAL, pid, "ctl", "attach: a process cannot trace itself")

@@ -62,7 +62,8 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
     ("etype", "sv_name", EXACT, "ELF class and brand of /proc/PID/exe: Linux ELF64/ELF32 (every "
      "Linux process runs the Linux ABI), null for kernel threads"),
     ("osrel", "value", EXACT, "GNU ABI tag -> (a<<16)+(b<<8)+c (linux_trans_osrel), 0 without "
-     "it; writes persist in an overlay keyed by (pid, start time)"),
+     "it; writes persist in an overlay keyed by (pid, start time) for the image they "
+     "were written for: an exec resets it, as FreeBSD does"),
     ("file/exe", "target", EXACT, "readlink /proc/PID/exe; ENOENT when the binary was deleted"),
     ("regs", "struct reg", APPROX, "PTRACE_GETREGS remapped to FreeBSD order (amd64; i386 "
      "and aarch64 via GETREGS/GETREGSET); r_trapno from the stop's SIGTRAP si_code "

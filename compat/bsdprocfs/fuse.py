@@ -173,6 +173,14 @@ def _ignored(self: Any, *args: Any) -> int:
     return 0
 
 
+def _exited(pidfd: int) -> bool:
+    """A pidfd polls readable once its process exited (poll(2): fds >= 1024 too, which
+    select(2) cannot take and the daemon's raised fd limit makes likely)."""
+    p = select.poll()
+    p.register(pidfd, select.POLLIN)
+    return bool(p.poll(0))
+
+
 class AttrCache:
     """A backend proxy for getattr only: one full lookup per process per ``ttl``.
 
@@ -206,7 +214,7 @@ class AttrCache:
         with self._lock:             # fds are closed only under the lock, exactly once
             hit = self._cache.get(pid)
             if hit is not None:
-                if now - hit[0] < self._ttl and not select.select([hit[1]], [], [], 0)[0]:
+                if now - hit[0] < self._ttl and not _exited(hit[1]):
                     return hit[2]
                 del self._cache[pid]
                 os.close(hit[1])
@@ -380,7 +388,10 @@ class Operations:
 
     def release(self, path: str, fi: Any) -> int:
         with self._lock:
-            self._handles.pop(fi.fh, None)
+            h = self._handles.pop(fi.fh, None)
+        close = getattr(h, "close", None)
+        if close is not None:
+            close()                      # a mem handle holds its /proc/PID/mem fds
         return 0
 
     # ------------------------------------------------ setattr: accepted, ignored

@@ -319,7 +319,7 @@ class ProcTree:
             raise fail(EINVAL, pid, name, "a symbolic link cannot be opened as a file here")
         if not reader.privileged and not vaccess(self._attr(node, p), reader, read, write):
             raise fail(EACCES, pid, name, "permission denied by the node's mode")
-        return Handle(self, node, pid, p.ident.start_ticks, reader)
+        return Handle(self, node, pid, p.ident.start_ticks, reader, p.ident)
 
     def read(self, pid: int, name: str, reader: Reader, size: int = -1,
              offset: int = 0) -> bytes:
@@ -337,7 +337,11 @@ class ProcTree:
                 return data                  # the whole node: no copies
             data = data[: PFS_MAXBUFSIZ - 1]
             return data[offset:] if size < 0 else data[offset:offset + size]
-        return Handle(self, node, pid, p.ident.start_ticks, reader).read_from(p, size, offset)
+        h = Handle(self, node, pid, p.ident.start_ticks, reader, p.ident)
+        try:
+            return h.read_from(p, size, offset)
+        finally:
+            h.close()
 
     # ------------------------------------------------------------------ fill
     def record(self, node: Node, p: Any) -> Any:
@@ -352,12 +356,18 @@ class Handle:
     """An open file: every read regenerates the node (no stale snapshots)."""
 
     def __init__(self, tree: ProcTree, node: Node, pid: int, start_ticks: int,
-                 reader: Reader) -> None:
+                 reader: Reader, ident: Any = None) -> None:
         self.tree = tree
         self.node = node
         self.pid = pid
         self.start_ticks = start_ticks
         self.reader = reader
+        #: the target's credentials when this file was opened: a debug node's fd must not
+        #: outlive an exec that changed them (an fd kept across a set-id exec would
+        #: otherwise debug the privileged image: the reader's own pid passes p_candebug)
+        self.opened = (ident.creds, ident.sugid) if ident is not None else None
+        self.debug_class = node.vis == "candebug" or node.name == "ctl"
+        self._memfd: dict[bool, int] = {}
         #: ctl wait/step: a predicate polled while blocking (FUSE: fuse_interrupted)
         #: and an optional limit in seconds; either ends the wait with EINTR.
         self.interrupted: Callable[[], bool] | None = None
@@ -374,6 +384,10 @@ class Handle:
             raise fail(EIO, self.pid, self.node.name, "process has exited") from None
         if p.ident.start_ticks != self.start_ticks:
             raise fail(EIO, self.pid, self.node.name, "process has exited (pid reused)")
+        if (self.debug_class and self.opened is not None
+                and (p.ident.creds, p.ident.sugid) != self.opened):
+            raise fail(EIO, self.pid, self.node.name,
+                       "credentials changed since open (a set-id exec?)")
         if p_cansee(self.reader, p.ident, self.tree.policy) or not self.tree.visible(
                 self.node, p, self.reader):
             raise fail(EIO, self.pid, self.node.name, "no longer visible")
@@ -383,6 +397,42 @@ class Handle:
         err = p_candebug(self.reader, p.ident, self.tree.policy)
         if err:
             raise fail(err, self.pid, self.node.name, "reader may not debug the target")
+
+    def _recheck(self) -> Callable[[], None] | None:
+        """For the tracer thread: the same rules again, once the target is stopped (it
+        cannot exec then), so a check here cannot be overtaken by a set-id exec.  Root
+        passes every rule, so it needs none (and keeps the single-step path fast)."""
+        if self.reader.privileged:
+            return None
+        return lambda: self._candebug(self._target())
+
+    def _mem(self, write: bool) -> int | None:
+        """/proc/PID/mem opened once per handle, THEN checked: the fd is bound to the
+        address space it was opened on, so an exec after the check cannot redirect it."""
+        fd = self._memfd.get(write)
+        if fd is None:
+            opener = getattr(self.tree.backend.debugger, "mem_open", None)
+            if opener is None:
+                return None
+            fd = int(opener(self.pid, write))
+            try:
+                self._candebug(self._target())
+            except BaseException:
+                os.close(fd)
+                raise
+            self._memfd[write] = fd
+        return fd
+
+    def close(self) -> None:
+        for fd in self._memfd.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._memfd.clear()
+
+    def __del__(self) -> None:
+        self.close()
 
     def read(self, size: int = -1, offset: int = 0) -> bytes:
         node = self.node
@@ -414,12 +464,14 @@ class Handle:
             if size == 0:
                 return b""
             self._candebug(p)
-            return bytes(dbg.mem_read(self.pid, offset, size if size > 0 else 4096))
+            return bytes(dbg.mem_read(self.pid, offset, size if size > 0 else 4096,
+                                      fd=self._mem(False)))
         if offset != 0:
             return b""                 # regs/fpregs/dbregs: whole struct at offset 0 only
         self._candebug(p)
         from .nodes import module_for
-        data = module_for(name).render(dbg.read_regset(self.pid, name), self.tree.profile)
+        data = module_for(name).render(dbg.read_regset(self.pid, name, check=self._recheck()),
+                                       self.tree.profile)
         self.tree.pin(self.pid, p, self.reader)
         return bytes(data if size < 0 else data[:size])
 
@@ -439,11 +491,11 @@ class Handle:
                 if not data:
                     return 0
                 self._candebug(p)
-                return int(dbg.mem_write(self.pid, offset, data))
+                return int(dbg.mem_write(self.pid, offset, data, fd=self._mem(True)))
             if offset != 0:
                 return 0
             self._candebug(p)
-            return int(dbg.write_regset(self.pid, name, data))
+            return int(dbg.write_regset(self.pid, name, data, check=self._recheck()))
         if name in ("note", "notepg"):
             raise fail(EOPNOTSUPP, self.pid, name, "not implemented (as in FreeBSD)")
         if name == "osrel":
@@ -454,7 +506,9 @@ class Handle:
             if cmd.word != "detach":
                 self._candebug(p)
             self.tree.backend.debugger.ctl(self.pid, cmd, self.reader, profile=self.tree.profile,
-                                           interrupted=self.interrupted, timeout=self.timeout)
+                                           interrupted=self.interrupted, timeout=self.timeout,
+                                           check=None if cmd.word == "detach"
+                                           else self._recheck())
             self.tree.pin(self.pid, p, self.reader)
             return len(data)
         raise fail(EBADF, self.pid, name, "node is not writable")

@@ -294,18 +294,19 @@ class NativeDebugger:
         finally:
             os.close(fd)
 
-    def read_regset(self, pid: int, which: str) -> Any:
+    def read_regset(self, pid: int, which: str, check: Any = None) -> Any:
         """The native struct parsed into a RegSet (the tree renders it back)."""
         from ..nodes import module_for
         return module_for(which).parse(bytes(self._io(pid, which, 0, None, 4096)))
 
-    def write_regset(self, pid: int, which: str, data: bytes) -> int:
+    def write_regset(self, pid: int, which: str, data: bytes, check: Any = None) -> int:
         return int(self._io(pid, which, 0, data))
 
-    def mem_read(self, pid: int, addr: int, size: int) -> bytes:
+    # the native kernel checks the reader itself: no re-check or pinned fd needed
+    def mem_read(self, pid: int, addr: int, size: int, fd: int | None = None) -> bytes:
         return bytes(self._io(pid, "mem", addr, None, size))
 
-    def mem_write(self, pid: int, addr: int, data: bytes) -> int:
+    def mem_write(self, pid: int, addr: int, data: bytes, fd: int | None = None) -> int:
         return int(self._io(pid, "mem", addr, data))
 
     def _ctl_engine(self) -> Any:

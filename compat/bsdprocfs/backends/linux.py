@@ -138,7 +138,7 @@ class LinuxBackend:
         self._boot_ns = self._boottime_ns()
         self._tty_names: dict[int, str] = {}
         self._brands: dict[tuple[int, int, int], elf.ElfBrand] = {}
-        self._osrel: dict[tuple[int, int], int] = {}
+        self._osrel: dict[tuple[int, int], tuple[tuple[int, int, float], int]] = {}
         self._hostnames: dict[int, tuple[float, str]] = {}
         self._own_uts = self._uts_ino("self")
         self._lock = threading.Lock()
@@ -498,16 +498,27 @@ class LinuxBackend:
     def etype(self, p: LinuxProc) -> EtypeRecord:
         return EtypeRecord(self.brand(p).etype)
 
+    def _exec_id(self, pid: int) -> tuple[int, int, float]:
+        """The executed image (dev, inode, mtime): FreeBSD resets p_osrel at exec."""
+        try:
+            st = os.stat(f"{self.root}/{pid}/exe")
+        except OSError:
+            return (0, 0, 0.0)
+        return (st.st_dev, st.st_ino, st.st_mtime)
+
     def osrel(self, p: LinuxProc) -> OsrelRecord:
-        v = self._osrel.get((p.pid, p.ident.start_ticks))
-        return OsrelRecord(self.brand(p).osrel if v is None else v)
+        hit = self._osrel.get((p.pid, p.ident.start_ticks))
+        if hit is not None and hit[0] == self._exec_id(p.pid):
+            return OsrelRecord(hit[1])
+        return OsrelRecord(self.brand(p).osrel)
 
     def set_osrel(self, p: LinuxProc, value: int) -> None:
-        """Linux has no p_osrel: writes live in an overlay keyed by (pid, start)."""
+        """Linux has no p_osrel: writes live in an overlay keyed by (pid, start) and
+        valid for the image they were written for (an exec brings the ELF's own)."""
         with self._lock:
             self._osrel = {k: v for k, v in self._osrel.items()
                            if os.path.exists(f"{self.root}/{k[0]}")}
-            self._osrel[(p.pid, p.ident.start_ticks)] = value
+            self._osrel[(p.pid, p.ident.start_ticks)] = (self._exec_id(p.pid), value)
 
     # ------------------------------------------------------------------ file
     def binpath(self, p: LinuxProc) -> FileRecord:

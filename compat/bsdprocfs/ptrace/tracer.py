@@ -155,10 +155,13 @@ class Tracer:
             now = mono()
             if item is None:
                 self._last_reap = now
-                self.reap()
-                if now - self._last_req >= PARK_DELAY:
-                    self.park_all()
-                timeout = self._timeout()
+                try:
+                    self.reap()
+                    if now - self._last_req >= PARK_DELAY:
+                        self.park_all()
+                    timeout = self._timeout()
+                except OSError:              # e.g. ESRCH: a target died mid-bookkeeping
+                    timeout = POLL_RUNNING
                 continue
             if item == "exit":
                 return
@@ -172,13 +175,17 @@ class Tracer:
                 if self._current is item:
                     box[1] = e
             self._last_req = now
-            if self._waiters or now - self._last_reap >= POLL_RUNNING:
-                self._last_reap = now
-                self.reap()
-            timeout = self._timeout()
-            if self._current is item:
-                self._current = None
-                lk.release()
+            try:
+                if self._waiters or now - self._last_reap >= POLL_RUNNING:
+                    self._last_reap = now
+                    self.reap()
+                timeout = self._timeout()
+            except OSError:                  # a target vanished under our bookkeeping
+                timeout = POLL_RUNNING
+            finally:                         # the caller is answered whatever happened
+                if self._current is item:
+                    self._current = None
+                    lk.release()
 
     def answer_early(self, value: Any) -> None:
         """Hand the current request its result now and keep working on its behalf:
