@@ -137,3 +137,29 @@ def test_shutdown_disarms_breakpoints(spin):
     import time
     time.sleep(0.3)                      # tick() runs constantly: a live DR0 would fire
     assert spin.proc.poll() is None
+
+
+def test_attacher_only_profile_lets_the_target_go_when_its_attacher_exits(spin):
+    """freebsd-10: only the attacher may step/run its target; once the attacher is gone
+    nobody ever could, so the target is released (FreeBSD's exit1() frees a dying
+    debugger's tracees) instead of staying stopped forever."""
+    import errno
+
+    import bsdprocfs
+    from bsdprocfs.access import Reader
+    fs10 = bsdprocfs.ProcFS(backend="linux", profile="freebsd-10")
+    attacher = subprocess.Popen(["sleep", "60"])
+    try:
+        fs10.write(spin.pid, "ctl", b"attach", reader=Reader(attacher.pid, 0, 0))
+        fs10.write(spin.pid, "ctl", b"wait", reader=Reader(attacher.pid, 0, 0))
+        assert proc_state(spin.pid) == "t"
+        with pytest.raises(OSError) as ei:          # someone else: not its debugger
+            fs10.write(spin.pid, "ctl", b"step")
+        assert ei.value.errno == errno.EBUSY
+        attacher.kill()
+        attacher.wait()
+        assert wait_state(spin.pid, "R") == "R"
+        assert tracer_pid(spin.pid) == 0
+    finally:
+        attacher.kill()
+        attacher.wait()

@@ -352,7 +352,7 @@ class LinuxDebugger:
                 else:
                     call(self._checked, check, self._op_step, pid, reader.pid, only)
             elif word == "attach":
-                call(self._attach_checked, pid, reader.pid, check)
+                call(self._attach_checked, pid, reader.pid, check, only)
             elif word == "detach":
                 call(self._op_detach, pid)
             elif word == "run":
@@ -372,10 +372,13 @@ class LinuxDebugger:
             check()
         return fn(*args)
 
-    def _attach_checked(self, pid: int, reader_pid: int, check: Check) -> None:
+    def _attach_checked(self, pid: int, reader_pid: int, check: Check,
+                        attacher_only: bool = False) -> None:
         """attach, then the rules again on the stopped target: an exec that won the race
         with the tree's check is caught here, and the target is let go."""
         self._op_attach(pid, reader_pid)
+        if attacher_only:
+            self.tracer.watch_attacher(pid, reader_pid)
         if check is None:
             return
         try:

@@ -85,7 +85,8 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
      "already traced EBUSY, self EINVAL, no right EPERM. Only the main thread is traced "
      "and stopped: other threads of a multi-threaded target keep running"),
     ("ctl", "step run wait signals", APPROX, "FreeBSD's 'traced, stopped and a child of the "
-     "caller' rule: profile flag ctl_attacher_only (freebsd-10) enforces it with EBUSY; "
+     "caller' rule: profile flag ctl_attacher_only (freebsd-10) enforces it with EBUSY "
+     "and releases the target when its attacher exits (nobody else could resume it); "
      "compat accepts any caller passing p_candebug. step/run discard a pending stop "
      "signal. step returns once the step is issued, as FreeBSD's; every later request "
      "through the same tracer sees it stopped (a /proc/PID/stat reader may see R for "

@@ -33,6 +33,7 @@ import _thread
 import atexit
 import os
 import queue
+import select
 import signal
 import threading
 import time
@@ -90,6 +91,10 @@ class Tracer:
         self._current: Any = None
         #: clears a tracee's hardware breakpoints (set by the debugger, per arch)
         self.disarm: Callable[[int], None] | None = None
+        #: target pid -> pidfd of its attacher, for profiles where only the attacher may
+        #: drive it (FreeBSD 10): when the attacher exits, nobody else could ever resume
+        #: the target, so it is let go (FreeBSD's exit1() frees a dying debugger's tracees)
+        self.attachers: dict[int, int] = {}
 
     # ------------------------------------------------------------ thread
     def _ensure(self) -> None:
@@ -139,6 +144,8 @@ class Tracer:
             return POLL_RUNNING
         if any(t.parkable for t in self.targets.values()):
             return PARK_DELAY
+        if self.attachers:
+            return POLL_RUNNING
         return None
 
     def _loop(self) -> None:
@@ -261,8 +268,33 @@ class Tracer:
         self.record(t, status)
         return True
 
-    def reap(self) -> None:
+    def watch_attacher(self, pid: int, attacher: int) -> None:
+        try:
+            self.attachers[pid] = os.pidfd_open(attacher)
+        except OSError:
+            pass                             # not a live process (a synthetic reader)
+
+    def _orphans(self) -> bool:
+        """Release targets whose attacher exited; drop watches of released targets."""
         changed = False
+        for pid, fd in list(self.attachers.items()):
+            t = self.targets.get(pid)
+            if t is not None:
+                p = select.poll()
+                p.register(fd, select.POLLIN)
+                if not p.poll(0):
+                    continue
+                try:
+                    self.release(t)
+                except OSError:
+                    pass
+                changed = True
+            del self.attachers[pid]
+            os.close(fd)
+        return changed
+
+    def reap(self) -> None:
+        changed = self._orphans() if self.attachers else False
         for t in list(self.targets.values()):
             changed |= self.refresh(t)
         if changed:
