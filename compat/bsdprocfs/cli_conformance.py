@@ -16,8 +16,11 @@ from .profiles import PROFILES
 
 
 def build_args(args: argparse.Namespace, ini: str) -> list[str]:
-    import bsdprocfs_conformance.checks as checks
-    out = ["-c", ini, "--rootdir", os.path.dirname(checks.__file__), "-p", "no:cacheprovider",
+    # located, not imported: pytest must import the checks itself to rewrite asserts
+    spec = importlib.util.find_spec("bsdprocfs_conformance.checks")
+    assert spec is not None and spec.submodule_search_locations is not None
+    rootdir = list(spec.submodule_search_locations)[0]
+    out = ["-c", ini, "--rootdir", rootdir, "-p", "no:cacheprovider",
            "--pyargs", "bsdprocfs_conformance.checks", "-r", "fE"]
     out += ["--procfs-api"] if args.api else ["--procfs-root", args.root]
     if args.profile:
