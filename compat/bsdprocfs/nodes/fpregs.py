@@ -1,26 +1,14 @@
 """fpregs: ``struct fpreg``: the FPU state (amd64: the 512-byte FXSAVE image).
 
-The bytes are FreeBSD's <machine/reg.h> struct for the host architecture
-(amd64, i386 or aarch64; layouts in ptrace/layouts.py); a write overlays the
-user bytes on the current struct (see :func:`merge_write`).
+The struct layout, the read-whole-at-offset-0 rule and the write overlay are shared
+with the other register nodes (nodes/_regset.py).
 """
 
 from __future__ import annotations
 
-from ..profiles import Profile
-from ..ptrace.layouts import RegSet, overlay, pack, parse_struct
+from ._regset import merge_write, parser, render
 
 NODE = "fpregs"
+parse = parser(NODE)
 
-
-def render(rec: RegSet, profile: Profile | None = None) -> bytes:
-    return pack(rec)
-
-
-def parse(data: bytes, profile: Profile | None = None, arch: str | None = None) -> RegSet:
-    return parse_struct(NODE, data, arch)
-
-
-def merge_write(cur: RegSet, data: bytes) -> tuple[RegSet, int]:
-    """procfs_dofpregs write: read, overlay min(len, sizeof) bytes, write back."""
-    return overlay(cur, data)
+__all__ = ["NODE", "merge_write", "parse", "render"]
