@@ -192,6 +192,10 @@ def main() -> None:
         os.setgroups([g])
         os.setresgid(g, g, g)
         os.setresuid(r, e, e)
+        # settle before reporting: an implementation may serve stat(2) from an attribute
+        # cache (the bsdprocfs FUSE daemon: up to 50 ms), and a concurrent walk may have
+        # looked at us while we were still root
+        time.sleep(0.2)
     if spec.get("exit") is not None:
         os._exit(spec["exit"])
     out = sys.stdout

@@ -19,6 +19,7 @@ from . import divergences
 from .matrix import NOT_PROVIDED, Matrix
 from .spec import PROFILES, ProfileSpec, profile_for_osreldate
 from .subjects import EXTRA_GID
+from .util import copy_readable
 
 PKG = "bsdprocfs_conformance."
 CHECKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checks")
@@ -286,14 +287,7 @@ class Observer:
                 mod = importlib.import_module(name)
             except ImportError:
                 continue
-            dst = os.path.join(self.dir, name)
-            if not os.path.isdir(dst):
-                shutil.copytree(os.path.dirname(str(mod.__file__)), dst,
-                                ignore=shutil.ignore_patterns("__pycache__"))
-            for top, _dirs, files in os.walk(dst):
-                os.chmod(top, 0o755)
-                for f in files:
-                    os.chmod(os.path.join(top, f), 0o644)
+            copy_readable(os.path.dirname(str(mod.__file__)), os.path.join(self.dir, name))
         self.uid, self.gid = pool.user
 
     def run(self, ops: list[list[Any]]) -> dict[str, Any]:

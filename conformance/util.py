@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,17 @@ import pytest
 
 from .matrix import NOT_PROVIDED
 from .spec import ProfileSpec
+
+
+def copy_readable(src: str, dst: str) -> None:
+    """Copy a pure-Python package where an unprivileged user can import it (the
+    checkout or venv may sit below a directory that user cannot search)."""
+    if not os.path.isdir(dst):
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    for top, _dirs, files in os.walk(dst):
+        os.chmod(top, 0o755)
+        for f in files:
+            os.chmod(os.path.join(top, f), 0o644)
 
 
 def need_node(prof: ProfileSpec, name: str) -> None:

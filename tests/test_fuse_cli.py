@@ -15,6 +15,7 @@ from test_fuse_common import PLAIN_PYTHON, ensure_user, needs_fuse, wait_for
 
 import bsdprocfs
 from bsdprocfs.fuse import BENCH_BODY, is_mounted, mounted
+from bsdprocfs_conformance.util import copy_readable
 
 pytestmark = [needs_fuse, pytest.mark.fuse, pytest.mark.timeout(120)]
 CLI = [sys.executable, "-m", "bsdprocfs"]
@@ -105,12 +106,7 @@ def test_mount_errors_are_clear_and_nonzero(mnt_dir):
     # the user may not be able to search the checkout (a clone below /root): a copy
     pkg = tempfile.mkdtemp(prefix="bsdpfs-pkg-")
     os.chmod(pkg, 0o755)
-    shutil.copytree(os.path.join(COMPAT_DIR, "bsdprocfs"), os.path.join(pkg, "bsdprocfs"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for top, _dirs, files in os.walk(pkg):
-        os.chmod(top, 0o755)
-        for f in files:
-            os.chmod(os.path.join(top, f), 0o644)
+    copy_readable(os.path.join(COMPAT_DIR, "bsdprocfs"), os.path.join(pkg, "bsdprocfs"))
     code = (f"import sys; sys.path.insert(0, {pkg!r})\n"
             "from bsdprocfs.cli import main\n"
             f"sys.exit(main(['mount', {mnt_dir!r}]))\n")

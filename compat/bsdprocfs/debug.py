@@ -253,12 +253,8 @@ class LinuxDebugger:
             return self._transient_running(pid, name, fn)
         raise fail(EBUSY, pid, name, "process is not stopped")
 
-    def _transient_running(self, pid: int, name: str,
-                           fn: Callable[[int, int | None], Any]) -> Any:
-        """FreeBSD reads dbregs of a running process from its saved state; Linux hands
-        debug registers only to the tracer of a stopped tracee.  So: seize, interrupt,
-        read, detach.  The target runs on; a system call it slept in is restarted by the
-        kernel, as after any ptrace stop."""
+    def _seize(self, pid: int, name: str) -> Any:
+        """PTRACE_SEIZE for one transient use; the Target that records its stops."""
         from .ptrace import linux as lx
         from .ptrace.tracer import Target
         try:
@@ -267,27 +263,39 @@ class LinuxDebugger:
             if e.errno == _errno.ESRCH:
                 raise fail(EIO, pid, name, "process has exited") from None
             raise fail(EBUSY, pid, name, f"cannot seize the process: {e.strerror}") from None
-        tmp = Target(pid, 0)
-        tr = self.tracer
-        sig = 0
+        return Target(pid, 0)
+
+    def _await_stop(self, tmp: Any, limit: float) -> bool:
+        deadline = time.monotonic() + limit
+        while not tmp.stopped and time.monotonic() < deadline:
+            if not self.tracer.wait_stop(tmp, 0.005):
+                time.sleep(0.001)
+        return bool(tmp.stopped)
+
+    def _hand_off(self, tmp: Any) -> None:
+        """PTRACE_DETACH needs a stopped tracee: the tracer loop detaches this one at its
+        first stop (Tracer.record), so it is never left traced by us."""
+        tmp.transient = True
+        self.tracer.targets[tmp.pid] = tmp
+
+    def _transient_running(self, pid: int, name: str,
+                           fn: Callable[[int, int | None], Any]) -> Any:
+        """FreeBSD reads dbregs of a running process from its saved state; Linux hands
+        debug registers only to the tracer of a stopped tracee.  So: seize, interrupt,
+        read, detach.  The target runs on; a system call it slept in is restarted by the
+        kernel, as after any ptrace stop."""
+        from .ptrace import linux as lx
+        tmp = self._seize(pid, name)
         try:
             lx.interrupt(pid)
         except OSError:
             pass
-        deadline = time.monotonic() + 0.5
-        while not tmp.stopped and time.monotonic() < deadline:
-            if not tr.wait_stop(tmp, 0.005):
-                time.sleep(0.001)
-        if not tmp.stopped:
-            # PTRACE_DETACH needs a stopped tracee: hand it to the tracer loop, which
-            # detaches it at its first stop (see Tracer.record)
-            tmp.transient = True
-            tr.targets[pid] = tmp
+        if not self._await_stop(tmp, 0.5):
+            self._hand_off(tmp)
             raise fail(EBUSY, pid, name, "process did not stop for the read (blocked in a "
                        "system call)")
+        sig = tmp.stopsig if tmp.event == 0 else 0     # a signal came first: deliver it
         try:
-            if tmp.event == 0:
-                sig = tmp.stopsig        # a signal arrived first: deliver it on detach
             return fn(tmp.stopsig, None)
         finally:
             try:
@@ -298,29 +306,12 @@ class LinuxDebugger:
     def _transient(self, pid: int, name: str, fn: Callable[[int, int | None], Any]) -> Any:
         """Seize a group-stopped process, use it, detach: it stays group-stopped."""
         from .ptrace import linux as lx
-        from .ptrace.tracer import Target
+        tmp = self._seize(pid, name)
         try:
-            lx.seize(pid, 0)
-        except OSError as e:
-            if e.errno == _errno.ESRCH:
-                raise fail(EIO, pid, name, "process has exited") from None
-            raise fail(EBUSY, pid, name, f"cannot seize the stopped process: {e.strerror}") \
-                from None
-        tmp = Target(pid, 0)
-        tr = self.tracer
-        try:
-            deadline = time.monotonic() + 0.5
-            while not tmp.stopped and time.monotonic() < deadline:
-                if not tr.wait_stop(tmp, 0.005):
-                    time.sleep(0.001)
-            if not tmp.stopped:
+            if not self._await_stop(tmp, 0.5):
                 lx.interrupt(pid)
-                tr.wait_stop(tmp, 0.5)
-                if not tmp.stopped:
-                    # cannot detach a running tracee: the tracer loop lets it go at its
-                    # first stop (Tracer.record), so it is never left traced by us
-                    tmp.transient = True
-                    tr.targets[pid] = tmp
+                if not self._await_stop(tmp, 0.5):
+                    self._hand_off(tmp)
                 raise fail(EBUSY, pid, name, "process was continued")
             return fn(tmp.stopsig, None)
         finally:

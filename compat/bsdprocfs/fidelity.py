@@ -65,6 +65,10 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
      "it; writes persist in an overlay keyed by (pid, start time) for the image they "
      "were written for: an exec resets it, as FreeBSD does"),
     ("file/exe", "target", EXACT, "readlink /proc/PID/exe; ENOENT when the binary was deleted"),
+    ("FUSE mount", "stat owner, mode", APPROX, "stat(2) through the mount may be served from "
+     "the daemon's 50 ms attribute cache (existence stays exact via pidfds), and fstat of an "
+     "open fd from the kernel's 1 s attr cache: a credential change can show late by that "
+     "much. No access decision uses the cache: reads, writes and debug nodes look afresh"),
     ("regs", "struct reg", APPROX, "PTRACE_GETREGS remapped to FreeBSD order (amd64; i386 "
      "and aarch64 via GETREGS/GETREGSET); r_trapno from the stop's SIGTRAP si_code "
      "(T_BPTFLT 3, T_TRCTRAP 10), else 0; r_err 0; cs/ss are Linux's selectors. A process "

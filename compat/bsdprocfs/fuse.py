@@ -28,7 +28,6 @@ import errno
 import itertools
 import logging
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 
 from .access import Reader
 from .errors import EIO, ENOENT, EOPNOTSUPP
+from .ptrace.linux import pidfd_exited
 from .tree import DIR, FILE, LINK, NO_PID, PIDDIR, ROOT_INO, Attr, ProcTree, host_pid_of_tid
 
 log = logging.getLogger("bsdprocfs.fuse")
@@ -173,14 +173,6 @@ def _ignored(self: Any, *args: Any) -> int:
     return 0
 
 
-def _exited(pidfd: int) -> bool:
-    """A pidfd polls readable once its process exited (poll(2): fds >= 1024 too, which
-    select(2) cannot take and the daemon's raised fd limit makes likely)."""
-    p = select.poll()
-    p.register(pidfd, select.POLLIN)
-    return bool(p.poll(0))
-
-
 class AttrCache:
     """A backend proxy for getattr only: one full lookup per process per ``ttl``.
 
@@ -214,7 +206,7 @@ class AttrCache:
         with self._lock:             # fds are closed only under the lock, exactly once
             hit = self._cache.get(pid)
             if hit is not None:
-                if now - hit[0] < self._ttl and not _exited(hit[1]):
+                if now - hit[0] < self._ttl and not pidfd_exited(hit[1]):
                     return hit[2]
                 del self._cache[pid]
                 os.close(hit[1])

@@ -314,3 +314,12 @@ def proc_state(pid: int) -> str:
     except OSError:
         return "X"
     return chr(st[st.rindex(b")") + 2])
+
+
+def pidfd_exited(pidfd: int) -> bool:
+    """A pidfd polls readable once its process exited (poll(2), not select(2): fds above
+    1024 are likely once a daemon raised its fd limit)."""
+    import select
+    p = select.poll()
+    p.register(pidfd, select.POLLIN)
+    return bool(p.poll(0))

@@ -33,7 +33,6 @@ import _thread
 import atexit
 import os
 import queue
-import select
 import signal
 import threading
 import time
@@ -280,9 +279,7 @@ class Tracer:
         for pid, fd in list(self.attachers.items()):
             t = self.targets.get(pid)
             if t is not None:
-                p = select.poll()
-                p.register(fd, select.POLLIN)
-                if not p.poll(0):
+                if not lx.pidfd_exited(fd):
                     continue
                 try:
                     self.release(t)
