@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -334,6 +335,9 @@ def writer(tmp_path):
     r, w = os.pipe()
     p = subprocess.Popen([str(tmp_path / "w")], stdout=w)
     os.close(w)
+    # past the dynamic loader and in its loop: stepping a writer still in ld.so (a
+    # loaded machine) would need far more than the test's steps to reach write(2)
+    assert select.select([r], [], [], 10)[0], "the writer never wrote"
     os.set_blocking(r, False)
     yield p, r
     dbg = get_debugger()
@@ -399,5 +403,89 @@ def test_step_over_blocking_syscall_returns_and_wait_waits(fs, spinner_cmd):
         assert wait_state(p.pid, "S") in "RS"
     finally:
         other.close()
+        p.kill()
+        p.wait()
+
+
+# ------------------------------------------- a dbregs read between two stops
+def _wait(fs, pid: int) -> None:
+    h = fs.open(pid, "ctl", "w")
+    h.timeout = 3.0
+    h.write(b"wait")
+
+
+VFORKER_C = r"""
+#define _GNU_SOURCE
+#include <sched.h>
+#include <sys/wait.h>
+#include <time.h>
+static char stack[65536];
+static int child(void *arg) {
+    struct timespec ts = {0, 400000000};
+    nanosleep(&ts, 0);
+    return 0;
+}
+int main(void) {
+    /* vfork semantics with no exit signal: the parent sleeps (D) until the child
+       exits, and no SIGCHLD stop follows */
+    clone(child, stack + sizeof stack, CLONE_VM | CLONE_VFORK, 0);
+    waitpid(-1, 0, __WALL);
+    for (;;) ;
+}
+"""
+
+
+def test_dbregs_read_before_the_attach_stop_is_collected_keeps_it(fs, tmp_path):
+    """A dbregs read (allowed while running) that lands between attach and attach's
+    stop must not resume the target: that stop is the attacher's, and its "wait"
+    would otherwise block forever.  A parent waiting in vfork(2) cannot trap until
+    its child exits, so the read's own interrupt merges with attach's."""
+    import shutil
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("needs a C compiler for the vfork target")
+    (tmp_path / "v.c").write_text(VFORKER_C)
+    subprocess.run([cc, "-O0", "-o", str(tmp_path / "v"), str(tmp_path / "v.c")], check=True)
+    p = subprocess.Popen([str(tmp_path / "v")])
+    try:
+        assert wait_state(p.pid, "D") == "D"      # in vfork, until the child exits
+        ctl(fs, p.pid, "attach")
+        assert not get_debugger().tracer.targets[p.pid].stopped
+        assert fs.read(p.pid, "dbregs")
+        _wait(fs, p.pid)                          # EINTR (timed out) if it was resumed
+        assert proc_state(p.pid) == "t"
+        ctl(fs, p.pid, "detach")
+        assert wait_state(p.pid, "R") == "R"
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_dbregs_read_during_a_step_over_a_blocking_syscall_keeps_the_step(fs):
+    """A step into a blocking read(2) leaves the target running until its trap; a
+    dbregs read meanwhile (interrupt, read, resume) must resume it stepping, so the
+    trap still comes right after the read(2) returns."""
+    p = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        wait_state(p.pid, "S")
+        attach_stopped(fs, p.pid)
+        for _ in range(50):                      # into the restarted read(2)
+            try:
+                ctl(fs, p.pid, "step")
+            except OSError as e:
+                assert e.errno == errno.EBUSY
+                break
+        else:
+            pytest.fail("stepping never entered the blocking read")
+        assert get_debugger().tracer.targets[p.pid].step_pending
+        assert fs.read(p.pid, "dbregs")
+        assert proc_state(p.pid) in "RS"          # still in its read(2), not held by us
+        assert p.stdin is not None
+        p.stdin.write(b"x")
+        p.stdin.flush()
+        _wait(fs, p.pid)                          # the step's trap, after read(2) returned
+        assert proc_state(p.pid) == "t"
+        ctl(fs, p.pid, "detach")
+    finally:
         p.kill()
         p.wait()

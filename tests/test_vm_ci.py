@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -383,9 +384,22 @@ def test_run_conformance_linux_local_end_to_end(tmp_path):
     # TMPDIR stays the system one: the suite runs helpers as other users from it.
     env = dict(os.environ, BSDPROCFS_VENV=sys.prefix, BSDPROCFS_RESULTS=str(results),
                BSDPROCFS_JOBS="2")
-    r = subprocess.run(["sh", str(RUNNER), "linux", "--local"], capture_output=True,
-                       text=True, env=env, timeout=280)
-    log = r.stdout + r.stderr
+    # its own process group: on a hang, SIGTERM reaches the script (whose trap unmounts)
+    # and every suite worker, so nothing outlives the test
+    p = subprocess.Popen(["sh", str(RUNNER), "linux", "--local"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    try:
+        log, _ = p.communicate(timeout=280)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            log, _ = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            log, _ = p.communicate()
+        daemon = results / "local-linux" / "fuse-daemon.log"
+        tail = daemon.read_text()[-3000:] if daemon.exists() else "(no daemon log)"
+        pytest.fail(f"run-conformance.sh hung for 280 s:\n{log[-4000:]}\n--- daemon:\n{tail}")
     for step in ("fuse3: ", "reusing venv", "bsdprocfs conformance --api",
                  "bsdprocfs mount ", "bsdprocfs umount "):
         assert step in log, (step, log[-4000:])
@@ -410,4 +424,4 @@ def test_run_conformance_linux_local_end_to_end(tmp_path):
     # ... and the verdict: zero failures against the API and the FUSE mount.
     assert failed == {"api": [], "fuse": []}, failed
     assert summary == {"api": "0", "fuse": "0", "fuse-umount": "0"}
-    assert r.returncode == 0, log[-4000:]
+    assert p.returncode == 0, log[-4000:]

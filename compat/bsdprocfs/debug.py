@@ -234,15 +234,24 @@ class LinuxDebugger:
                 return fn(t.stopsig, t.trapno)
             if not allow_running:
                 raise fail(EBUSY, pid, name, "process is running")
+            if t.attach_stop:
+                # attach's interrupt is already queued and its stop is the attacher's:
+                # wait for it and leave it (an interrupt-read-continue here would resume
+                # the target and a following "wait" would block forever)
+                if not self._await_stop(t, 0.5):
+                    raise fail(EBUSY, pid, name, "process did not stop for the read")
+                return fn(t.stopsig, t.trapno)
+            how = lx.singlestep if t.step_pending else lx.cont
             if not tr.interrupt_stop(t):
                 raise fail(EBUSY, pid, name, "process did not stop for the read")
+            if t.event != lx.PTRACE_EVENT_STOP or t.stopsig != signal.SIGTRAP:
+                # a real stop (a signal, a step's trap, a group stop) came before our
+                # interrupt: it is the debugger's to see, so the target stays stopped
+                return fn(t.stopsig, t.trapno)
             try:
                 return fn(t.stopsig, t.trapno)
             finally:
-                # an interrupt stop resumes plainly; a signal stop that came first
-                # gets its signal delivered, as it would have been without us
-                sig = t.stopsig if t.event == 0 else 0
-                tr.resume(t, lx.cont, sig)
+                self._resume_after_read(t, how)
         state = proc_state(pid)
         if state == "T" and tracer_pid(pid) == 0:
             return self._transient(pid, name, fn)
@@ -252,6 +261,19 @@ class LinuxDebugger:
         if allow_running and state in ("R", "S", "D"):
             return self._transient_running(pid, name, fn)
         raise fail(EBUSY, pid, name, "process is not stopped")
+
+    def _resume_after_read(self, t: Any, how: Callable[[int, int], None]) -> None:
+        """Resume the way the target ran before we interrupted it.  A step blocked in
+        a system call keeps stepping; our interrupt made that call's exit report a
+        single-step trap of its own, which is passed over so the call restarts and the
+        real trap still comes right after it returns (measured on amd64)."""
+        lx, tr = self._lx, self.tracer
+        tr.resume(t, how, 0)
+        if how is not lx.singlestep or not tr.wait_stop(t, 0.01):
+            return
+        if (t.stopped and t.event == 0 and t.stopsig == signal.SIGTRAP
+                and lx.syscall_restart_pending(t.pid)):
+            tr.resume(t, lx.singlestep, 0)
 
     def _seize(self, pid: int, name: str) -> Any:
         """PTRACE_SEIZE for one transient use; the Target that records its stops."""

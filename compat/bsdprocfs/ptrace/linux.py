@@ -115,6 +115,20 @@ def rewind_syscall(pid: int) -> None:
     _pp_call(_pp().ptrace_setregs, pid, r)
 
 
+#: -ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK: the return
+#: value of a system call that a stop interrupted and the kernel will restart
+_RESTART = {-512, -513, -514, -516}
+
+
+def syscall_restart_pending(pid: int) -> bool:
+    """At a stop: was a system call interrupted, to be restarted on resume?"""
+    r = _pp_call(_pp().ptrace_getregs, pid)
+    for name in ("rax", "eax", "r0"):         # amd64, i386, aarch64 (x0)
+        if hasattr(r, name):
+            return (int(getattr(r, name)) & 0xFFFFFFFF) - (1 << 32) in _RESTART
+    return False
+
+
 def _pp() -> Any:
     """python-ptrace's binding functions, imported lazily (it probes the CPU at import)."""
     from ptrace.binding import func

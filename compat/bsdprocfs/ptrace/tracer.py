@@ -61,6 +61,7 @@ class Target:
     swallow_trap: bool = False          # a PTRACE_INTERRUPT trap is still queued
     attach_stop: bool = False           # the next interrupt stop is the one "attach" asked for
     stepping: bool = False              # a step answered early whose trap is being collected
+    step_pending: bool = False          # resumed by PTRACE_SINGLESTEP, its trap not yet seen
     forward: int = 0                    # a signal we posted to resume with: deliver its stop
     gen: int = 0                        # bumps on every stop
     transient: bool = False             # seized only for one read: detach at its first stop
@@ -236,7 +237,7 @@ class Tracer:
                 lx.cont(t.pid, 0)
                 return
             t.stopped, t.stopsig, t.event, t.gen = True, sig, event, t.gen + 1
-            t.stepping = False
+            t.stepping = t.step_pending = False
             t.parked, t.trapno = False, None
             if event == lx.PTRACE_EVENT_STOP and sig in (signal.SIGSTOP, signal.SIGTSTP,
                                                          signal.SIGTTIN, signal.SIGTTOU):
@@ -335,6 +336,7 @@ class Tracer:
         except ProcessLookupError:
             self._gone(t)
         t.stopped, t.parked = False, False
+        t.step_pending = how is lx.singlestep
 
     def resume_with(self, t: Target, sig: int) -> None:
         """PTRACE_CONT delivering sig.  Linux injects a signal only at a signal-delivery
