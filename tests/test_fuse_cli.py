@@ -83,7 +83,7 @@ def test_default_state_files_and_bench_node(mnt_dir):
         assert r.returncode == 0, r.stderr
         name = os.path.realpath(mnt_dir).strip("/").replace("/", "_")
         assert os.path.exists(f"/run/bsdprocfs/{name}.pid")
-        with open(f"{mnt_dir}/bench", "rb") as f:
+        with open(f"{mnt_dir}/bench/status", "rb") as f:
             assert f.read() == BENCH_BODY
         assert "bench" not in os.listdir(mnt_dir)      # readdir stays FreeBSD's
     finally:

@@ -300,7 +300,8 @@ def register(sub: Any) -> None:
     p.add_argument("--logfile", help="log file (default: /run/bsdprocfs/<mountpoint>.log; "
                    "stderr in the foreground)")
     p.add_argument("--bench-node", metavar="NAME",
-                   help="also serve a constant small file NAME at the root (benchmarks only)")
+                   help="also serve a constant small file NAME/status, at the depth of "
+                   "PID/status (benchmarks only)")
     p.add_argument("mountpoint")
     p.set_defaults(func=cmd_mount)
 
