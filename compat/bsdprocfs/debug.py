@@ -244,14 +244,14 @@ class LinuxDebugger:
             how = lx.singlestep if t.step_pending else lx.cont
             if not tr.interrupt_stop(t):
                 raise fail(EBUSY, pid, name, "process did not stop for the read")
-            if t.event != lx.PTRACE_EVENT_STOP or t.stopsig != signal.SIGTRAP:
-                # a real stop (a signal, a step's trap, a group stop) came before our
-                # interrupt: it is the debugger's to see, so the target stays stopped
-                return fn(t.stopsig, t.trapno)
+            # only our interrupt's own stop is undone: a real stop that came first (a
+            # signal, a step's trap, a group stop) is the debugger's to see
+            ours = t.event == lx.PTRACE_EVENT_STOP and t.stopsig == signal.SIGTRAP
             try:
                 return fn(t.stopsig, t.trapno)
             finally:
-                self._resume_after_read(t, how)
+                if ours:
+                    self._resume_after_read(t, how)
         state = proc_state(pid)
         if state == "T" and tracer_pid(pid) == 0:
             return self._transient(pid, name, fn)
