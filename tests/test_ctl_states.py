@@ -324,16 +324,22 @@ int main(void) { for (;;) write(1, "x", 1); }
 """
 
 
-@pytest.fixture
-def writer(tmp_path):
+def _build_c(tmp_path, name: str, source: str) -> str:
+    """A small C target built with the host compiler (skips without one)."""
     import shutil
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
-        pytest.skip("needs a C compiler for the syscall-loop target")
-    (tmp_path / "w.c").write_text(WRITER_C)
-    subprocess.run([cc, "-O0", "-o", str(tmp_path / "w"), str(tmp_path / "w.c")], check=True)
+        pytest.skip("needs a C compiler for this target")
+    (tmp_path / f"{name}.c").write_text(source)
+    subprocess.run([cc, "-O0", "-o", str(tmp_path / name), str(tmp_path / f"{name}.c")],
+                   check=True)
+    return str(tmp_path / name)
+
+
+@pytest.fixture
+def writer(tmp_path):
     r, w = os.pipe()
-    p = subprocess.Popen([str(tmp_path / "w")], stdout=w)
+    p = subprocess.Popen([_build_c(tmp_path, "w", WRITER_C)], stdout=w)
     os.close(w)
     # past the dynamic loader and in its loop: stepping a writer still in ld.so (a
     # loaded machine) would need far more than the test's steps to reach write(2)
@@ -372,6 +378,18 @@ def test_step_runs_system_calls_for_real(fs, writer):
     assert wait_state(p.pid, "t") == "t"
 
 
+def _step_into_blocking_call(fs, pid: int) -> None:
+    """Step until a step enters a system call that blocks: the target then runs until
+    its trap, so the next step answers EBUSY."""
+    for _ in range(50):
+        try:
+            ctl(fs, pid, "step")
+        except OSError as e:
+            assert e.errno == errno.EBUSY
+            return
+    pytest.fail("stepping never entered the blocking system call")
+
+
 def test_step_over_blocking_syscall_returns_and_wait_waits(fs, spinner_cmd):
     """A step into a sleeping system call returns at once (FreeBSD's step does too);
     the target then runs until its trap: step EBUSY, wait blocks (interruptibly),
@@ -382,14 +400,7 @@ def test_step_over_blocking_syscall_returns_and_wait_waits(fs, spinner_cmd):
         wait_state(p.pid, "S")
         attach_stopped(fs, p.pid)
         t0 = time.monotonic()
-        for _ in range(50):                  # into the restarted nanosleep
-            try:
-                ctl(fs, p.pid, "step")
-            except OSError as e:
-                assert e.errno == errno.EBUSY
-                break
-        else:
-            pytest.fail("stepping never entered the blocking nanosleep")
+        _step_into_blocking_call(fs, p.pid)  # the restarted nanosleep
         assert time.monotonic() - t0 < 5
         h = fs.open(p.pid, "ctl", "w")
         h.timeout = 0.2
@@ -440,13 +451,7 @@ def test_dbregs_read_before_the_attach_stop_is_collected_keeps_it(fs, tmp_path):
     stop must not resume the target: that stop is the attacher's, and its "wait"
     would otherwise block forever.  A parent waiting in vfork(2) cannot trap until
     its child exits, so the read's own interrupt merges with attach's."""
-    import shutil
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.skip("needs a C compiler for the vfork target")
-    (tmp_path / "v.c").write_text(VFORKER_C)
-    subprocess.run([cc, "-O0", "-o", str(tmp_path / "v"), str(tmp_path / "v.c")], check=True)
-    p = subprocess.Popen([str(tmp_path / "v")])
+    p = subprocess.Popen([_build_c(tmp_path, "v", VFORKER_C)])
     try:
         assert wait_state(p.pid, "D") == "D"      # in vfork, until the child exits
         ctl(fs, p.pid, "attach")
@@ -469,14 +474,7 @@ def test_dbregs_read_during_a_step_over_a_blocking_syscall_keeps_the_step(fs):
     try:
         wait_state(p.pid, "S")
         attach_stopped(fs, p.pid)
-        for _ in range(50):                      # into the restarted read(2)
-            try:
-                ctl(fs, p.pid, "step")
-            except OSError as e:
-                assert e.errno == errno.EBUSY
-                break
-        else:
-            pytest.fail("stepping never entered the blocking read")
+        _step_into_blocking_call(fs, p.pid)      # the restarted read(2)
         assert get_debugger().tracer.targets[p.pid].step_pending
         assert fs.read(p.pid, "dbregs")
         assert proc_state(p.pid) in "RS"          # still in its read(2), not held by us
