@@ -106,9 +106,14 @@ def test_floor_plan_is_what_the_backend_reads():
         plan = bench.record_plan(fs, [p.pid])
         base = f"/proc/{p.pid}"
         reads = [op[1] for op in plan if op[0] == "read"]
-        # stat (+ fstat for the owner), status, schedstat, and wchan of a sleeper
-        for f in ("stat", "status", "schedstat", "wchan"):
+        # stat (+ fstat for the owner), status, and wchan of a sleeper
+        for f in ("stat", "status", "wchan"):
             assert f"{base}/{f}" in reads, (f, plan)
+        # its run time from its CPU-time clock, its session leader (the test's
+        # own session, not it) by getsid and a pidfd
+        assert ("clock", ((~p.pid) << 3) | 2) in plan, plan
+        if os.getsid(0) != 0:
+            assert ("getsid", os.getsid(0)) in plan and ("pidfd", os.getsid(0)) in plan, plan
         stat_op = next(op for op in plan if op[0] == "read" and op[1] == f"{base}/stat")
         assert stat_op[3][0] > 0
         assert len(reads) == len(set(reads))          # deduplicated
@@ -119,9 +124,10 @@ def test_floor_plan_is_what_the_backend_reads():
     finally:
         p.kill()
         p.wait()
-    # the backend's os module is restored after recording
-    from bsdprocfs.backends import linux as linux_mod
-    assert linux_mod.os is os
+    # the logged modules and the backend's facts are restored after recording
+    from bsdprocfs.backends import _linuxparse, linux
+    assert _linuxparse.os is os and _linuxparse.time is time
+    assert linux.facts is linux._load_facts()
 
 
 def test_interleave_rotates_order_and_ratio_is_median():

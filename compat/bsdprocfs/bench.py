@@ -45,6 +45,7 @@ import contextlib
 import ctypes
 import json
 import os
+import select
 import shutil
 import signal
 import statistics
@@ -253,15 +254,43 @@ class _SyscallLog:
         self.ops.append(["readlink", path])
         return self._real.readlink(path, *a, **kw)
 
+    def getsid(self, pid: int) -> int:
+        self.ops.append(["getsid", pid])
+        return int(self._real.getsid(pid))
+
+    def pidfd_open(self, pid: int, flags: int = 0) -> int:
+        # the floor polls and closes it too, as the backend does
+        self.ops.append(["pidfd", pid])
+        return int(self._real.pidfd_open(pid, flags))
+
+    def clock_gettime_ns(self, clk: int) -> int:
+        """(stands in for ``time``) a process CPU-time clock read"""
+        self.ops.append(["clock", clk])
+        return int(self._real.clock_gettime_ns(clk))
+
+
+def facts_impl() -> str:
+    """Which twin collected the Linux facts: compiled (_linuxfacts) or pure Python."""
+    from .backends import linux as linux_mod
+    name = str(linux_mod.facts.__name__).rsplit(".", 1)[-1]
+    return {"_linuxfacts": "_linuxfacts (compiled)",
+            "_linuxparse": "_linuxparse (pure Python)"}.get(name, name)
+
 
 def record_plan(fs: Any, pids: list[int]) -> list[tuple[Any, ...]]:
     """The Linux file operations the backend does for status of ``pids``, in order,
     each (kind, path[, flags, read sizes]) once per pid (a re-read is overhead)."""
+    from .backends import _linuxparse as pure
     from .backends import linux as linux_mod
-    real = linux_mod.os
+    # the pure-Python twin does the very same calls as the compiled one, and can be
+    # watched: its os and time modules are swapped for loggers during the pass
+    real, real_time, real_facts = pure.os, pure.time, linux_mod.facts
     plan: list[tuple[Any, ...]] = []
     log = _SyscallLog(real)
-    linux_mod.os = log  # type: ignore[assignment]
+    pure.os = log  # type: ignore[assignment]
+    pure.time = _SyscallLog(real_time)  # type: ignore[assignment]
+    pure.time.ops = log.ops  # type: ignore[attr-defined]
+    linux_mod.facts = pure
     try:
         for pid in pids:
             log.ops.clear()
@@ -275,14 +304,15 @@ def record_plan(fs: Any, pids: list[int]) -> list[tuple[Any, ...]]:
                 plan.append((op[0], op[1], op[2], tuple(op[3])) if op[0] == "read"
                             else (op[0], op[1]))
     finally:
-        linux_mod.os = real  # type: ignore[attr-defined]
+        pure.os, pure.time, linux_mod.facts = real, real_time, real_facts
     return plan
 
 
 def _floor_fn(root: str, plan: list[tuple[Any, ...]]) -> Callable[[], None]:
     reads = [(op[1], op[2], op[3]) if op[0] == "read" else (op[1], -1, op[0]) for op in plan]
     o_open, o_read, o_close, o_stat, o_fstat = os.open, os.read, os.close, os.stat, os.fstat
-    o_listdir, o_readlink = os.listdir, os.readlink
+    o_listdir, o_readlink, o_getsid, o_pidfd = os.listdir, os.readlink, os.getsid, os.pidfd_open
+    o_clock, poll, pollin = time.clock_gettime_ns, select.poll, select.POLLIN
 
     def floor() -> None:
         o_listdir(root)
@@ -300,8 +330,18 @@ def _floor_fn(root: str, plan: list[tuple[Any, ...]]) -> Callable[[], None]:
                     o_stat(path)
                 elif what == "listdir":
                     o_listdir(path)
-                else:
+                elif what == "readlink":
                     o_readlink(path)
+                elif what == "getsid":
+                    o_getsid(path)
+                elif what == "clock":
+                    o_clock(path)
+                else:                           # pidfd: open, poll once, close
+                    fd = o_pidfd(path)
+                    p = poll()
+                    p.register(fd, pollin)
+                    p.poll(0)
+                    o_close(fd)
             except OSError:
                 pass
     return floor
@@ -351,8 +391,10 @@ def bench_status(settings: Settings, helpers: Helpers) -> list[Result]:
     reads = sum(1 for op in plan if op[0] == "read")
     res = [Result(names[0], _ratio(t[0], t[1]), _med(t[0]) * 1e3, _med(t[1]) * 1e3, "ms",
                   f"ProcFS.read(pid, 'status') for {nproc} pids",
-                  f"raw floor: {reads} file reads + {len(plan) - reads} stat/listdir calls",
-                  notes=[f"{nproc} processes ({settings.sleepers} sleep helpers)"])]
+                  f"raw floor: {reads} file reads + {len(plan) - reads} other calls "
+                  "(stat, listdir, readlink, getsid, pidfd, clock)",
+                  notes=[f"{nproc} processes ({settings.sleepers} sleep helpers)",
+                         f"Linux facts from {facts_impl()}"])]
     if psutil is None:
         res.append(skipped(names[1], "psutil is not installed"))
     else:
@@ -437,7 +479,7 @@ def bench_etype(settings: Settings) -> Result:
             os.mkdir(f"{root}/{i}")
             os.symlink(b, f"{root}/{i}/exe")
             ident = ProcIdentity(i, Credentials(0, 0, 0, 0, 0, 0), False, False, False, 0)
-            procs.append(LinuxProc(i, b"", [], b"", ident))
+            procs.append(LinuxProc(i, b"", (), b"", ident))
         # one fresh backend (an empty brand cache) per run, built outside the timing
         fresh = [LinuxBackend(root) for _ in range(settings.reps + 1)]
 

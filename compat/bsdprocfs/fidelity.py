@@ -19,15 +19,17 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
      "UNVERIFIED for current kernels); Linux keeps the real parent, and so do we"),
     ("status", "pgid", EXACT, "stat pgrp"),
     ("status", "sid", EXACT, "stat session, or 0 once the session leader has exited or is a "
-     "zombie (FreeBSD s_leader); checked against pid reuse via the leader's own session"),
+     "zombie (FreeBSD s_leader): getsid(leader) == sid and its pidfd not yet readable (the "
+     "leader's stat state and session under a foreign procfs root)"),
     ("status", "tty", EXACT, "tty_nr: major 136 -> pts/N, else /sys/dev/char DEVNAME, else a "
      "/dev scan; only hits are cached"),
     ("status", "flags", EXACT, "ctty = tty_nr != 0 (session has a tty), sldr = session == pid"),
     ("status", "start", APPROX, "starttime ticks + (realtime - CLOCK_BOOTTIME): 10 ms "
      "granularity (CLK_TCK 100); never btime (0.63 s off)"),
-    ("status", "utime/stime", APPROX, "calcru: the precise schedstat runtime of all threads "
-     "split by the tick ratio; falls back to 10 ms ticks when exited threads' time is "
-     "missing. Total within 20 ms of getrusage"),
+    ("status", "utime/stime", APPROX, "calcru: the precise runtime of all threads, exited ones "
+     "too (the process CPU-time clock), split by the tick ratio; 10 ms ticks when it "
+     "disagrees with them. Under a foreign procfs root the runtime is schedstat summed over "
+     "live threads, which misses exited ones. Total within 20 ms of getrusage"),
     ("status", "wmesg", APPROX, "/proc/PID/wchan kernel symbol mapped to a FreeBSD wmesg "
      "(nanslp, wait, piperd, ttyin, select, kqread, uwait, ...); unknown symbols print their "
      "first 8 bytes; running -> nochan"),

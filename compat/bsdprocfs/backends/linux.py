@@ -6,7 +6,6 @@ most once per operation; see linux-mapping.md for every source choice.
 
 from __future__ import annotations
 
-import errno
 import functools
 import hashlib
 import os
@@ -36,6 +35,23 @@ from ..records import (
     TimeVal,
 )
 from ..wmesg import wmesg_for
+from . import _linuxparse
+
+
+def _load_facts() -> Any:
+    """The compiled twin of _linuxparse when it was built (setup.py), else the
+    reference itself; BSDPROCFS_PURE=1 forces the reference (tests run both)."""
+    if os.environ.get("BSDPROCFS_PURE") != "1":
+        try:
+            from . import _linuxfacts  # type: ignore[attr-defined]
+            return _linuxfacts
+        except ImportError:
+            pass
+    return _linuxparse
+
+
+#: stat/status/schedstat reads and parses of the status scan (see _linuxparse.py)
+facts: Any = _load_facts()
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -54,26 +70,6 @@ def _read(path: str, size: int = 4096) -> bytes:
         os.close(fd)
 
 
-#: Tgid, TracerPid, Uid r/e/s, Gid r/e/s and Groups, in the order the kernel prints them.
-_STATUS_IDS = re.compile(
-    rb"\nTgid:\s*(\d+)\n.*?\nTracerPid:\s*(\d+)\nUid:\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\n"
-    rb"Gid:\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\n.*?\nGroups:([^\n]*)", re.S)
-
-
-def _field(s: bytes, key: bytes, start: int) -> tuple[bytes, int]:
-    """The value after ``key`` (a b"\\nName:" prefix) and where its line ends."""
-    i = s.find(key, start)
-    if i < 0:
-        i = s.find(key)
-        if i < 0:
-            return b"", start
-    i += len(key)
-    j = s.find(b"\n", i)
-    if j < 0:
-        j = len(s)
-    return s[i:j], j
-
-
 def _read_all(path: str) -> bytes:
     """A multi-record seq file (maps, smaps, cmdline): short reads until EOF."""
     fd = os.open(path, _READ)
@@ -88,13 +84,21 @@ def _read_all(path: str) -> bytes:
         os.close(fd)
 
 
+def _same_pidns(root: str) -> bool:
+    """Does the procfs at root number processes as our own syscalls do?"""
+    try:
+        return os.readlink(f"{root}/self") == str(os.getpid())
+    except OSError:
+        return False
+
+
 @dataclass(slots=True)
 class LinuxProc:
     """One snapshot of a pid: stat and status read once, other files on demand."""
 
     pid: int
     comm: bytes
-    f: list[bytes]                       # stat fields after the last ')'
+    f: tuple[int, ...]                   # stat after the last ')': ord(state), numbers
     status: bytes
     ident: ProcIdentity
     cache: dict[str, Any] = field(default_factory=dict)
@@ -102,10 +106,7 @@ class LinuxProc:
 
     @property
     def state(self) -> str:
-        return chr(self.f[0][0])
-
-    def num(self, i: int) -> int:
-        return int(self.f[i])
+        return chr(self.f[0])
 
     def status_field(self, key: bytes) -> bytes:
         i = self.status.find(b"\n" + key + b":")
@@ -118,6 +119,8 @@ class LinuxProc:
 #: Linux task state -> FreeBSD ki_stat letter where they differ.
 _KI_STAT = {"t": "T", "I": "I", "W": "D", "P": "D", "K": "D"}
 _NS_PER_TICK = 1_000_000_000 // CLK_TCK
+_EXITING = (ord("Z"), ord("X"), ord("x"))
+_DEAD = (ord("Z"), ord("X"))
 
 _LIMITS_ROWS = {
     b"Max cpu time": "cpu", b"Max file size": "fsize", b"Max data size": "data",
@@ -135,12 +138,14 @@ class LinuxBackend:
 
     def __init__(self, root: str = "/proc") -> None:
         self.root = root
+        #: root is this pid namespace's own /proc: facts may come from syscalls by pid
+        self.by_pid = os.path.realpath(root) == "/proc" and _same_pidns(root)
         self._boot_ns = self._boottime_ns()
         self._tty_names: dict[int, str] = {}
         self._brands: dict[tuple[int, int, int], elf.ElfBrand] = {}
         self._osrel: dict[tuple[int, int], tuple[tuple[int, int, float], int]] = {}
         self._hostnames: dict[int, tuple[float, str]] = {}
-        self._own_uts = self._uts_ino("self")
+        self._own_uts = facts.uts_ino(f"{root}/self/ns/uts")
         self._lock = threading.Lock()
         self._debugger: Any = None
 
@@ -154,53 +159,30 @@ class LinuxBackend:
 
         zombies=True also returns exiting/zombie processes (ident.zombie set), for the
         ProcFS.zombies() extension only: ps(1) lists zombies, procfs never does."""
-        base = f"{self.root}/{pid}"
         try:
-            fd = os.open(base + "/stat", _READ)
-            try:
-                st = os.read(fd, 1024)
-                # Every /proc/PID inode carries task_dump_owner(), the directory's
-                # owner too: fstat of the open fd saves a path walk (stat(/proc/PID)).
-                owner = os.fstat(fd)
-            finally:
-                os.close(fd)
-            status = _read(base + "/status", 16384)
+            comm, f, owner_uid, owner_gid, status, ids = facts.snapshot(f"{self.root}/{pid}")
         except (FileNotFoundError, ProcessLookupError):
             raise fail(ENOENT, pid, None, "no such process") from None
         except PermissionError:
             raise fail(ENOENT, pid, None, "not visible") from None
-        lp = st.index(b"(")
-        rp = st.rindex(b")")            # comm may hold ')': parse at the LAST one
-        f = st[rp + 2:].split()
-        flags = int(f[6])
-        wexit = f[0][:1] in b"ZXx" or bool(flags & PF_EXITING)
+        flags = f[6]
+        wexit = f[0] in _EXITING or bool(flags & PF_EXITING)
         if wexit and not zombies:
             raise fail(ENOENT, pid, None, "process is exiting or a zombie")
-        s = b"\n" + status
-        m = _STATUS_IDS.search(s)
-        if m is not None:               # one C-level scan: 2x cheaper than five finds
-            tgid, tracer, ru, eu, su, rg, eg, sg, grps = m.groups()
-            ruid, euid, suid, rgid, egid, sgid = (int(ru), int(eu), int(su), int(rg),
-                                                  int(eg), int(sg))
-        else:                           # an unexpected layout: field by field
-            tgid, at = _field(s, b"\nTgid:", 0)
-            tracer, at = _field(s, b"\nTracerPid:", at)
-            uids, at = _field(s, b"\nUid:", at)
-            gids, at = _field(s, b"\nGid:", at)
-            grps, at = _field(s, b"\nGroups:", at)
-            ruid, euid, suid = (int(x) for x in uids.split()[:3])
-            rgid, egid, sgid = (int(x) for x in gids.split()[:3])
-        if int(tgid) != pid:
+        if ids is None:
+            raise fail(ENOENT, pid, None, "status lacks Tgid, TracerPid, Uid, Gid or Groups")
+        if ids[0] != pid:
             raise fail(ENOENT, pid, None, "a thread id, not a process id")
+        creds = Credentials(*ids[2:])           # ids: tgid, tracer, then its fields
         system = bool(flags & PF_KTHREAD)
         # P_SUGID has no Linux twin: set-id state shows as differing r/e/s ids, and a
         # credential change clears "dumpable", which makes /proc/PID root-owned.
-        sugid = (not system and (not ruid == euid == suid or not rgid == egid == sgid
-                 or owner.st_uid != euid or owner.st_gid != egid))
-        return LinuxProc(pid, st[lp + 1:rp], f, s, ProcIdentity(
-            pid, Credentials(ruid, euid, suid, rgid, egid, sgid,
-                             tuple(map(int, grps.split())) if grps.strip() else ()),
-            system, sugid, wexit, int(f[19])), {}, int(tracer or 0))
+        euid, egid = creds.euid, creds.egid
+        sugid = (not system and (not creds.ruid == euid == creds.suid
+                                 or not creds.rgid == egid == creds.sgid
+                                 or owner_uid != euid or owner_gid != egid))
+        return LinuxProc(pid, comm, f, b"\n" + status, ProcIdentity(
+            pid, creds, system, sugid, wexit, f[19]), {}, ids[1])
 
     def alive(self, pid: int, start_ticks: int) -> bool:
         """Is the process an open handle refers to still the same and visible?"""
@@ -283,38 +265,13 @@ class LinuxBackend:
         except OSError:
             return b""
 
-    def _sid(self, p: LinuxProc) -> int:
-        """The session leader's pid, or 0 once the leader is gone (FreeBSD s_leader)."""
-        sid = int(p.f[3])
-        if sid == 0 or sid == p.pid:
-            return sid
-        try:
-            st = _read(f"{self.root}/{sid}/stat", 1024)
-        except OSError:
-            return 0
-        f = st[st.rindex(b")") + 2:].split(None, 4)      # state ppid pgrp session ...
-        if f[0][:1] in (b"Z", b"X") or int(f[3]) != sid:
-            return 0
-        return sid
-
-    def cpu_times(self, p: LinuxProc) -> tuple[TimeVal, TimeVal]:
-        """FreeBSD calcru: the precise runtime split by the tick ratio (u, s)."""
+    @staticmethod
+    def cpu_times(p: LinuxProc, total: int) -> tuple[TimeVal, TimeVal]:
+        """FreeBSD calcru: the precise runtime (``total`` ns, from schedstat) split by
+        the tick ratio (u, s); the ticks alone when total is unreadable or stale."""
         f = p.f
-        u, s = int(f[11]), int(f[12])
+        u, s = f[11], f[12]
         tick_ns = _NS_PER_TICK
-        try:
-            if f[17] == b"1":
-                total = int(_read(f"{self.root}/{p.pid}/schedstat", 256).split()[0])
-            else:
-                tdir = f"{self.root}/{p.pid}/task"
-                total = 0
-                for t in os.listdir(tdir):
-                    try:
-                        total += int(_read(f"{tdir}/{t}/schedstat", 256).split()[0])
-                    except OSError:
-                        pass
-        except (OSError, ValueError, IndexError):
-            total = -1
         lo = (u + s) * tick_ns
         if total >= 0 and lo <= total < lo + 2 * tick_ns:
             if u + s == 0:                      # calcru: no ticks -> all system time
@@ -323,39 +280,10 @@ class LinuxBackend:
             return TimeVal.from_ns(ut), TimeVal.from_ns(total - ut)
         return TimeVal.from_ns(u * tick_ns), TimeVal.from_ns(s * tick_ns)
 
-    def wmesg(self, p: LinuxProc) -> str:
-        state = chr(p.f[0][0])
-        if state == "R":
-            return "nochan"
-        try:
-            sym = _read(f"{self.root}/{p.pid}/wchan", 256).decode("ascii", "replace")
-        except OSError:
-            sym = "0"
-        return wmesg_for(sym, state)
-
-    def _uts_ino(self, pid: int | str) -> int:
-        """The UTS namespace's inode: readlink gives "uts:[INO]" (namespaces(7)) at less
-        than half the cost of stat(), which follows the link into nsfs (measured 1.5 vs
-        3.5 us); stat() only where ns/uts is not a symlink (a copied tree)."""
-        path = f"{self.root}/{pid}/ns/uts"
-        try:
-            link = os.readlink(path)
-            if link.startswith("uts:[") and link.endswith("]"):
-                return int(link[5:-1])
-        except OSError as e:
-            if e.errno != errno.EINVAL:
-                return -1
-        try:
-            return os.stat(path).st_ino
-        except OSError:
-            return -1
-
-    def jail(self, p: LinuxProc) -> str | None:
-        """The UTS-namespace hostname when it differs from ours (approximates a jail)."""
-        if p.ident.system:
-            return None
-        ino = self._uts_ino(p.pid)
-        if ino in (-1, self._own_uts):
+    def jail(self, p: LinuxProc, ino: int) -> str | None:
+        """The UTS-namespace hostname (``ino``: its namespace inode) when it differs
+        from ours (approximates a jail)."""
+        if p.ident.system or ino in (-1, self._own_uts):
             return None
         now = time.monotonic()
         hit = self._hostnames.get(ino)
@@ -395,26 +323,33 @@ class LinuxBackend:
         ident = p.ident
         c = ident.creds
         pid = p.pid
-        tty_nr = int(f[4])
+        tty_nr = f[4]
         state = p.state
-        utime, stime = self.cpu_times(p)
+        # the leader's pid, or 0 once the leader is gone (FreeBSD clears s_leader)
+        sid = f[3]
+        total, wchan, uts, leader_alive = facts.status_io(
+            self.root, pid, f[17], state != "R", not ident.system, sid, self.by_pid)
+        if sid != pid and not leader_alive:
+            sid = 0
+        utime, stime = self.cpu_times(p, total)
         start_us = (self.boot_ns() + ident.start_ticks * _NS_PER_TICK) // 1000
         tracer = p.tracer
         ext = None if not extras else ProcExtras(
             state=_KI_STAT.get(state, state),
-            tpgid=int(f[5]), nice=int(f[16]), nthreads=int(f[17]), traced=tracer != 0,
-            tracer=self._tgid(tracer) if tracer else 0, rss_pages=int(f[21]), vsz=int(f[20]),
+            tpgid=f[5], nice=f[16], nthreads=f[17], traced=tracer != 0,
+            tracer=self._tgid(tracer) if tracer else 0, rss_pages=f[21], vsz=f[20],
             system=ident.system, locked_pages=p.status_field(b"VmLck") not in (b"", b"0 kB"),
             tty_dev=tty_nr, page_size=PAGE_SIZE, start_ticks=ident.start_ticks,
-            exiting=ident.zombie, lastcpu=int(f[36]), priority=int(f[15]))
+            exiting=ident.zombie, lastcpu=f[36], priority=f[15])
         # positional, in StatusRecord's field order: keywords cost twice as much here
         return StatusRecord(
-            self._full_comm(p) if len(p.comm) == 15 else p.comm[:MAXCOMLEN], pid, int(f[1]),
-            int(f[2]), self._sid(p), self.tty_name(tty_nr) if tty_nr else None,
-            tty_nr != 0, int(f[3]) == pid,
+            self._full_comm(p) if len(p.comm) == 15 else p.comm[:MAXCOMLEN], pid, f[1],
+            f[2], sid, self.tty_name(tty_nr) if tty_nr else None,
+            tty_nr != 0, f[3] == pid,
             TimeVal(start_us // 1_000_000, start_us % 1_000_000), utime,
-            stime, self.wmesg(p) if state != "R" else "nochan",
-            c.euid, c.ruid, c.rgid, (c.egid, *c.groups), self.jail(p), ext)
+            stime, "nochan" if state == "R" else wmesg_for(
+                "0" if wchan is None else wchan.decode("ascii", "replace"), state),
+            c.euid, c.ruid, c.rgid, (c.egid, *c.groups), self.jail(p, uts), ext)
 
     def _tgid(self, tid: int) -> int:
         """TracerPid is a thread id; FreeBSD names processes."""
