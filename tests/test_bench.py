@@ -152,6 +152,7 @@ def test_result_met_follows_goal_direction():
 def test_fast_smaps_parser_agrees_with_the_per_line_parser():
     """The columnar smaps parse (the map hot path) must take effect and give the very
     same entries as the per-line parser, on a live process with many mappings."""
+    from bsdprocfs.backends import _linuxparse as pure
     from bsdprocfs.backends import linux as linux_mod
     code = bench._MAP_HELPER.format(n=300)
     p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
@@ -161,14 +162,15 @@ def test_fast_smaps_parser_agrees_with_the_per_line_parser():
         be = linux_mod.LinuxBackend()
         lp = be.lookup(p.pid)
         data = linux_mod._read_all(f"/proc/{p.pid}/smaps")
-        fast = linux_mod._smaps_strided(data, lp)
+        who = (p.pid, lp.ident.start_ticks, lp.ident.creds.ruid, linux_mod.PAGE_SIZE)
+        fast = pure._smaps_strided(data, *who)
         assert fast is not None, "the columnar parser fell back on a kernel's own smaps"
         # the per-line parser, forced by breaking the uniform layout in a harmless way
-        slow = linux_mod._map_entries(data + b"\n", lp, False)
-        assert linux_mod._smaps_strided(data + b"\n", lp) is None
+        slow = pure.map_entries(data + b"\n", *who, False)
+        assert pure._smaps_strided(data + b"\n", *who) is None
         assert len(fast) >= 300
         assert fast == slow
-        assert sum(e.type == "swap" for e in fast) >= 150       # the touched pages
+        assert sum(e[11] == "swap" for e in fast) >= 150        # the touched pages
     finally:
         p.kill()
         p.wait()

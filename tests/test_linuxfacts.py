@@ -253,3 +253,219 @@ def test_status_bytes_identical_through_either_twin(stopped, monkeypatch):
     monkeypatch.setattr(linux, "facts", compiled)
     assert fs.read(stopped.pid, "status") == ours     # one backend: one boot time
     assert ours.split(b" ")[0] == b"sleep" and b" stopped " in ours
+
+
+# ------------------------------------------------------------------------ map
+def _smaps_block(start: int, end: int, perms: str, dev: str, inode: int, name: bytes,
+                 rss: int, pss: int, sc: int, sd: int, pc: int, pd: int, swap: int,
+                 flags: str) -> bytes:
+    head = b"%x-%x %s 00000000 %s %d" % (start, end, perms.encode(), dev.encode(), inode)
+    if name:
+        head += b" " * 10 + name
+    vals = [("Size", end - start >> 10), ("KernelPageSize", 4), ("MMUPageSize", 4),
+            ("Rss", rss), ("Pss", pss), ("Pss_Dirty", 0), ("Shared_Clean", sc),
+            ("Shared_Dirty", sd), ("Private_Clean", pc), ("Private_Dirty", pd),
+            ("Referenced", rss), ("Anonymous", 0), ("KSM", 0), ("LazyFree", 0),
+            ("AnonHugePages", 0), ("ShmemPmdMapped", 0), ("FilePmdMapped", 0),
+            ("Shared_Hugetlb", 0), ("Private_Hugetlb", 0), ("Swap", swap), ("SwapPss", 0),
+            ("Locked", 0)]
+    lines = [head] + [b"%-16s%8d kB" % (k.encode() + b":", v) for k, v in vals]
+    lines += [b"THPeligible:    0", b"VmFlags: " + flags.encode()]
+    return b"\n".join(lines) + b"\n"
+
+
+NAMES = st.sampled_from([b"", b"[heap]", b"[stack]", b"[vdso]", b"[vvar]", b"[vsyscall]",
+                         b"/usr/lib/libc.so.6", b"/tmp/a file (deleted)", b"/memfd:x (deleted)",
+                         b"/SYSV00000000", b"/dev/zero (deleted)", b"/dev/nvidia0",
+                         b"/dev/shm/x", b"anon_inode:[perf_event]", b"/dev/dri (deleted)",
+                         b"[anon:some name]"])
+KB = st.integers(0, 1 << 20)
+VMA = st.tuples(st.integers(0, 1 << 30), st.integers(1, 64), st.sampled_from(
+    ["rw-p", "r--p", "r-xp", "---p", "rw-s", "r--s"]), st.sampled_from(["00:00", "fd:01", "00:1b"]),
+    st.sampled_from([0, 0, 123, 99999999]), NAMES, KB, KB, KB, KB, KB, KB, KB,
+    st.sampled_from(["rd wr mr mw me ac sd", "rd mr mw me sd", "ac", "rd ex mr mw me"]))
+
+
+def _smaps(vmas) -> bytes:
+    out, at = [], 0x400000
+    for gap, pages, perms, dev, inode, name, *kbs, flags in vmas:
+        start = at + gap * 4096
+        end = start + pages * 4096
+        at = end
+        out.append(_smaps_block(start, end, perms, dev, inode, name, *kbs, flags))
+    return b"".join(out)
+
+
+def _maps_of(smaps: bytes) -> bytes:
+    return b"".join(ln + b"\n" for ln in smaps.split(b"\n") if ln[:1] in b"0123456789abcdef"
+                    and ln)
+
+
+def _reference_bytes(data: bytes, fast: bool, profile) -> bytes:
+    from bsdprocfs.nodes import map as map_node
+    from bsdprocfs.records import MapEntry, MapRecord
+    rows = pure.map_entries(data, 4242, 777, 1000, 4096, fast)
+    return map_node.render(MapRecord(tuple(MapEntry(*r) for r in rows)), profile)
+
+
+def _type_names(profile) -> tuple[bytes, ...]:
+    return tuple(profile.map_type_name(t).encode() for t in pure.MAP_TYPES)
+
+
+@needs_compiled
+@settings(max_examples=150, deadline=None)
+@given(st.lists(VMA, min_size=1, max_size=12), st.booleans(),
+       st.sampled_from(["compat", "freebsd-10", "freebsd-13", "freebsd-14"]))
+def test_map_twins_agree_on_any_smaps(vmas, fast, profile_name):
+    from bsdprocfs.profiles import get_profile
+    profile = get_profile(profile_name)
+    data = _smaps(vmas)
+    if fast:
+        data = _maps_of(data)
+    rows = pure.map_entries(data, 4242, 777, 1000, 4096, fast)
+    assert compiled.map_entries(data, 4242, 777, 1000, 4096, fast) == rows
+    assert len(rows) == len(vmas)
+    assert compiled.map_render(data, 4242, 777, 1000, 4096, fast,
+                               _type_names(profile)) == _reference_bytes(data, fast, profile)
+
+
+@needs_compiled
+def test_map_rules_on_known_mappings():
+    """The rules of linux-mapping.md section 3, through the compiled rows."""
+    data = _smaps([
+        (0, 4, "rw-p", "00:00", 0, b"[heap]", 8, 8, 0, 0, 0, 8, 0, "rd wr mr mw me ac sd"),
+        (1, 1, "r-xp", "00:00", 0, b"[vdso]", 4, 2, 4, 0, 0, 0, 0, "rd ex mr mw me de sd"),
+        (1, 2, "---p", "00:00", 0, b"", 0, 0, 0, 0, 0, 0, 0, "mr mw me sd"),
+        (1, 2, "r--s", "fd:01", 77, b"/tmp/a b", 8, 4, 8, 0, 0, 0, 0, "rd mr me ms sd"),
+        (1, 2, "rw-s", "00:01", 5, b"/memfd:x (deleted)", 4, 4, 0, 0, 0, 4, 0, "rd wr sd"),
+        (1, 2, "rw-p", "00:00", 0, b"", 8, 2, 8, 0, 0, 0, 0, "rd wr mr mw me ac sd"),
+    ])
+    heap, vdso, guard, shared, memfd, forked = compiled.map_entries(
+        data, 4242, 777, 1000, 4096, False)
+    assert heap[5:] == ("rw-", 1, 0, 0x210, True, False, "swap", None, True, 1000)
+    assert heap[2:4] == (2, 2) and heap[4] != 0
+    assert vdso[11] == "phys" and vdso[6] == 2                   # round(Rss/Pss)
+    assert guard[4] == 0 and guard[6] == 0 and guard[11] == "none"
+    assert shared[11:13] == ("vnode", b"/tmp/a b") and not shared[9]
+    assert memfd[11:13] == ("swap", None) and memfd[8] == 0
+    assert forked[10] is True and forked[6] == 4                 # NC: pages still shared
+    # the same object, the same pointer: across reads, twins and processes' files
+    again = pure.map_entries(data, 4242, 777, 1000, 4096, False)
+    assert [r[4] for r in again] == [r[4] for r in (heap, vdso, guard, shared, memfd, forked)]
+    other = compiled.map_entries(data, 4343, 777, 1000, 4096, False)
+    assert other[3][4] == shared[4] and other[0][4] != heap[4]   # files shared, anon not
+
+
+@needs_compiled
+def test_map_bad_number_fails_alike():
+    data = _smaps([(0, 1, "rw-p", "00:00", 0, b"", 4, 4, 0, 0, 0, 4, 0, "ac")])
+    bad = data.replace(b"Rss:                   4 kB", b"Rss:                   x kB")
+    assert bad != data
+    for twin in (pure, compiled):
+        with pytest.raises(ValueError):
+            twin.map_entries(bad, 1, 1, 0, 4096, False)
+    with pytest.raises(ValueError):
+        compiled.map_render(bad, 1, 1, 0, 4096, False, _type_names(_profile("compat")))
+
+
+def _profile(name):
+    from bsdprocfs.profiles import get_profile
+    return get_profile(name)
+
+
+MAPPER = """
+import mmap, sys
+ms = []
+for i in range(300):
+    m = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                  prot=mmap.PROT_READ | (mmap.PROT_WRITE if i % 2 else 0))
+    if i % 2:
+        m[0:1] = b"x"
+    ms.append(m)
+f = open(sys.argv[1], "rb")
+ms.append(mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ))
+print("ok", flush=True)
+sys.stdin.read()
+"""
+
+
+@needs_compiled
+@pytest.mark.parametrize("profile", ["compat", "freebsd-10"])
+def test_map_node_bytes_equal_the_record_rendering(tmp_path, profile):
+    """The FUSE/API bytes (one compiled pass) equal render(record) of the very same
+    smaps, for a real process.  One smaps snapshot feeds both: Pss, and so ref_count,
+    moves whenever any other process maps the same library."""
+    import bsdprocfs
+    from bsdprocfs import ProcFS
+    target = tmp_path / "mapped file"
+    target.write_bytes(b"x" * 8192)
+    p = subprocess.Popen([PY, "-c", MAPPER, str(target)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE)
+    assert p.stdout is not None and p.stdin is not None
+    try:
+        assert p.stdout.readline().strip() == b"ok"
+        fs = ProcFS(backend="linux", profile=profile)
+        proc = fs.backend.lookup(p.pid)
+        smaps = _read(f"/proc/{p.pid}/smaps")
+        args = (smaps, p.pid, proc.ident.start_ticks, proc.ident.creds.ruid, linux.PAGE_SIZE,
+                False)
+        rows = pure.map_entries(*args)
+        assert compiled.map_entries(*args) == rows
+        from bsdprocfs.nodes import map as map_node
+        from bsdprocfs.records import MapEntry, MapRecord
+        reference = map_node.render(MapRecord(tuple(MapEntry(*r) for r in rows)), fs.profile)
+        assert compiled.map_render(*args, _type_names(fs.profile)) == reference
+        assert len(rows) >= 300 and str(target).encode() in reference
+        # the node itself takes the compiled pass, and the pure twin's path still works
+        data = fs.read(p.pid, "map")
+        assert len(bsdprocfs.parse("map", data, profile).entries) == len(rows)
+        with linux_pure(fs):
+            again = fs.read(p.pid, "map")
+        assert len(bsdprocfs.parse("map", again, profile).entries) == len(rows)
+    finally:
+        p.kill()
+        p.wait()
+
+
+class linux_pure:
+    """Within: the backend's facts are the pure twin's (the tree falls back to render)."""
+
+    def __init__(self, fs) -> None:
+        self.fs = fs
+
+    def __enter__(self) -> None:
+        self.saved = linux.facts
+        linux.facts = pure
+
+    def __exit__(self, *exc) -> None:
+        linux.facts = self.saved
+
+
+def test_status_ids_order_is_credentials_field_order():
+    """linux.lookup builds Credentials(*ids[2:]): a reordered record must fail here."""
+    import dataclasses
+
+    from bsdprocfs.records import Credentials
+    assert [f.name for f in dataclasses.fields(Credentials)] == [
+        "ruid", "euid", "suid", "rgid", "egid", "sgid", "groups"]
+    ids = pure.parse_status_ids(STATUS)
+    assert ids is not None
+    c = Credentials(*ids[2:])
+    assert (c.ruid, c.euid, c.suid, c.rgid, c.egid, c.sgid, c.groups) == (
+        1, 2, 3, 5, 6, 7, (10, 20, 30))
+
+
+WORD = st.sampled_from([b"0", b"7", b"-2", b"+5", b"1_0", b"3x", b"-", b"--1", b"99999999999999999999999"])
+SEP = st.sampled_from([b" ", b"\t", b"\r", b"  ", b"\x0b"])
+VALUE = st.lists(st.tuples(SEP, WORD), max_size=5).map(lambda ws: b"".join(a + b for a, b in ws))
+
+
+@needs_compiled
+@settings(max_examples=600, deadline=None)
+@given(st.lists(VALUE, min_size=5, max_size=5), st.booleans())
+def test_status_ids_twins_agree_on_any_values(values, skeleton_ok):
+    keys = [b"Tgid:", b"TracerPid:", b"Uid:", b"Gid:", b"Groups:"]
+    if not skeleton_ok:
+        keys[2] = b"Uid "
+    data = b"Name:\tx\n" + b"".join(k + v + b"\n" for k, v in zip(keys, values, strict=True))
+    assert compiled.parse_status_ids(data) == pure.parse_status_ids(data), data

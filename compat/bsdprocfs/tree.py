@@ -172,6 +172,13 @@ class ProcTree:
         }
         # Rendering never prints the ProcExtras extension: a backend that can skip it
         # says so (measured ~5 us of a ~50 us status read); record() keeps it.
+        # A backend may render map in one compiled pass (backends/linux.py map_bytes):
+        # the same bytes as render(record), which stays the reference and the record path
+        map_bytes = getattr(backend, "map_bytes", None)
+        self._map_bytes: Callable[[Any], bytes | None] | None = None
+        if map_bytes is not None:
+            names = tuple(self.profile.map_type_name(t).encode() for t in backend.map_types)
+            self._map_bytes = lambda p: map_bytes(p, names, fast=self.fast_map)
         self._render_fills = dict(self._fills)
         if getattr(backend, "status_extras_optional", False):
             self._render_fills["status"] = lambda p: backend.status(p, extras=False)
@@ -349,6 +356,10 @@ class ProcTree:
         return self._fills[node.name](p)
 
     def render(self, node: Node, p: Any) -> bytes:
+        if node.name == "map" and self._map_bytes is not None:
+            data = self._map_bytes(p)
+            if data is not None:
+                return data
         return self._renders[node.name](self._render_fills[node.name](p), self.profile)
 
 

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -52,16 +53,25 @@ read_once(const char *path, char *buf, size_t cap, struct stat *st)
     return n;
 }
 
+static int
+is_ws(char c)
+{
+    /* bytes.split()'s whitespace */
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
 /* A digit string (with an optional '-') as a Python int; *pos moves past it.
- * NULL with no exception set when there is no number at *pos. */
+ * NULL with no exception set when there is no number at *pos.  Wider than 64
+ * bits goes through PyLong_FromString, as Python's int() would take it. */
 static PyObject *
 take_int(const char **pos, const char *end)
 {
     const char *p = *pos;
-    int neg = 0;
+    int neg = 0, wide = 0;
     unsigned long long v = 0;
     while (p < end && (*p == ' ' || *p == '\t'))
         p++;
+    const char *first = p;
     if (p < end && *p == '-') {
         neg = 1;
         p++;
@@ -70,20 +80,25 @@ take_int(const char **pos, const char *end)
     while (p < end && *p >= '0' && *p <= '9') {
         unsigned d = (unsigned)(*p - '0');
         if (v > (ULLONG_MAX - d) / 10)
-            return NULL;                    /* wider than the kernel prints */
-        v = v * 10 + d;
+            wide = 1;
+        else
+            v = v * 10 + d;
         p++;
     }
     if (p == digits)
         return NULL;
     *pos = p;
-    if (neg) {
-        if (v > (unsigned long long)LLONG_MAX + 1ULL)
+    if (wide || (neg && v > (unsigned long long)LLONG_MAX)) {
+        char tmp[128];
+        if (p - first >= (ptrdiff_t)sizeof tmp) {
+            PyErr_SetString(PyExc_ValueError, "a number of more than 127 digits");
             return NULL;
-        return PyLong_FromLongLong(v == (unsigned long long)LLONG_MAX + 1ULL
-                                   ? LLONG_MIN : -(long long)v);
+        }
+        memcpy(tmp, first, (size_t)(p - first));
+        tmp[p - first] = '\0';
+        return PyLong_FromString(tmp, NULL, 10);
     }
-    return PyLong_FromUnsignedLongLong(v);
+    return neg ? PyLong_FromLongLong(-(long long)v) : PyLong_FromUnsignedLongLong(v);
 }
 
 /* stat -> (comm, fields): comm between the first '(' and the LAST ')' (comm may
@@ -107,18 +122,22 @@ parse_stat_buf(const char *buf, Py_ssize_t n)
     PyObject *items[MAX_STAT_FIELDS];
     Py_ssize_t count = 0;
     const char *p = rp + 2;
+    if (p + 1 < end && !is_ws(p[1])) {
+        PyErr_SetString(PyExc_ValueError, "stat: the state is not one byte");
+        return NULL;
+    }
     items[count] = PyLong_FromLong((unsigned char)*p);
     if (items[count] == NULL)
         return NULL;
     count++;
     p++;
     while (count < MAX_STAT_FIELDS) {
-        while (p < end && (*p == ' ' || *p == '\n'))
+        while (p < end && is_ws(*p))
             p++;
         if (p >= end)
             break;
         PyObject *v = take_int(&p, end);
-        if (v == NULL || (p < end && *p != ' ' && *p != '\n')) {
+        if (v == NULL || (p < end && !is_ws(*p))) {
             Py_XDECREF(v);
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "stat: a field is not a number");
@@ -154,8 +173,35 @@ find_key(const char *from, const char *end, const char *key)
     return hit ? hit + k : NULL;
 }
 
+/* The next word of a status line as an int: words are split on whitespace
+ * other than the newline that ends the line, and a word must be -?[0-9]+.
+ * 1: *out set; 0: no word left on the line; -1: a word that is not a number
+ * (or an exception set). */
+static int
+line_int(const char **pos, const char *eol, PyObject **out)
+{
+    const char *p = *pos;
+    while (p < eol && is_ws(*p))
+        p++;
+    if (p >= eol) {
+        *pos = p;
+        return 0;
+    }
+    PyObject *v = take_int(&p, eol);
+    if (v == NULL)
+        return -1;
+    if (p < eol && !is_ws(*p)) {
+        Py_DECREF(v);
+        return -1;
+    }
+    *pos = p;
+    *out = v;
+    return 1;
+}
+
 /* status -> (tgid, tracer, ruid, euid, suid, rgid, egid, sgid, groups), or None
- * when a line is missing (the caller then reports the layout, as Python does). */
+ * when a line is missing or holds fewer numbers than it should (then Python's
+ * reference says the same; extra words after them are ignored, as there). */
 static PyObject *
 parse_status_buf(const char *buf, Py_ssize_t n)
 {
@@ -165,17 +211,20 @@ parse_status_buf(const char *buf, Py_ssize_t n)
     static const char *keys[] = {"\nTgid:", "\nTracerPid:", "\nUid:", "\nGid:"};
     static const int counts[] = {1, 1, 3, 3};
     PyObject *vals[8] = {NULL};
+    PyObject *groups = NULL;
     int nv = 0;
     const char *p = buf;
     for (int k = 0; k < 4; k++) {
         p = find_key(p, end, keys[k]);
         if (p == NULL)
             goto layout;
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
         for (int c = 0; c < counts[k]; c++) {
-            PyObject *v = take_int(&p, end);
-            if (v == NULL)
+            if (line_int(&p, eol, &vals[nv]) != 1)
                 goto layout;
-            vals[nv++] = v;
+            nv++;
         }
     }
     p = find_key(p, end, "\nGroups:");
@@ -184,32 +233,28 @@ parse_status_buf(const char *buf, Py_ssize_t n)
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     if (eol == NULL)
         eol = end;
-    PyObject *groups = PyList_New(0);
-    if (groups == NULL)
-        goto fail;
+    if ((groups = PyList_New(0)) == NULL)
+        goto layout;
     for (;;) {
-        while (p < eol && (*p == ' ' || *p == '\t'))
-            p++;
-        if (p >= eol)
+        PyObject *g = NULL;
+        int r = line_int(&p, eol, &g);
+        if (r == 0)
             break;
-        PyObject *g = take_int(&p, eol);
-        if (g == NULL || PyList_Append(groups, g) != 0) {
-            Py_XDECREF(g);
-            Py_DECREF(groups);
-            if (PyErr_Occurred())
-                goto fail;
+        if (r < 0)
             goto layout;
-        }
+        int bad = PyList_Append(groups, g);
         Py_DECREF(g);
+        if (bad)
+            goto layout;
     }
     PyObject *gt = PyList_AsTuple(groups);
-    Py_DECREF(groups);
+    Py_CLEAR(groups);
     if (gt == NULL)
-        goto fail;
+        goto layout;
     PyObject *out = PyTuple_New(9);
     if (out == NULL) {
         Py_DECREF(gt);
-        goto fail;
+        goto layout;
     }
     for (int i = 0; i < 8; i++)
         PyTuple_SET_ITEM(out, i, vals[i]);
@@ -218,13 +263,10 @@ parse_status_buf(const char *buf, Py_ssize_t n)
 layout:
     for (int i = 0; i < nv; i++)
         Py_DECREF(vals[i]);
+    Py_XDECREF(groups);
     if (PyErr_Occurred())
         return NULL;
     Py_RETURN_NONE;
-fail:
-    for (int i = 0; i < nv; i++)
-        Py_DECREF(vals[i]);
-    return NULL;
 }
 
 static int
@@ -502,6 +544,519 @@ lf_status_io(PyObject *self, PyObject *args)
     return Py_BuildValue("(LOLO)", sched, Py_None, uts, alive ? Py_True : Py_False);
 }
 
+/* ------------------------------------------------------------------- map */
+/* Twin of _linuxparse.map_entries (rows) and of nodes/map.render over them
+ * (bytes): one pass over smaps, no Python object per field on the bytes path. */
+
+#define OBJ_ANON 0x10
+#define OBJ_SWAP 0x200
+enum { T_NONE, T_SWAP, T_PHYS, T_DEVICE, T_VNODE, T_COUNT };
+static const char *type_keys[T_COUNT] = {"none", "swap", "phys", "device", "vnode"};
+static const char *special_phys[] = {"[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]"};
+enum { KIND_ANON = 1, KIND_FILE = 2, KIND_PHYS = 3 };
+
+static unsigned long long
+mix64(unsigned long long x)
+{
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+static unsigned long long
+obj_id(unsigned long long kind, unsigned long long a, unsigned long long b,
+       unsigned long long c)
+{
+    unsigned long long h = mix64(mix64(mix64(mix64(kind) ^ a) ^ b) ^ c);
+    return 0xFFFFF80000000000ULL | (h & 0x7FFFFFFFF0ULL);
+}
+
+typedef struct {
+    unsigned long long start, end, major, minor, inode;
+    char perms[4];
+    const char *name;
+    Py_ssize_t name_len;
+    long long rss, pss, shared_clean, shared_dirty, private_clean, private_dirty, swap;
+    int charged;
+} vma_t;
+
+typedef struct {           /* one entry, as MapEntry's fields */
+    unsigned long long start, end, obj;
+    long long resident, private_resident, ref, uid;
+    int flags, cow, needs_copy, type, charged;
+    const char *prot;      /* 3 bytes */
+    const char *path;      /* NULL: "-" */
+    Py_ssize_t path_len;
+} entry_t;
+
+static int
+has_prefix(const char *s, Py_ssize_t n, const char *p)
+{
+    size_t k = strlen(p);
+    return (size_t)n >= k && memcmp(s, p, k) == 0;
+}
+
+static int
+has_suffix(const char *s, Py_ssize_t n, const char *p)
+{
+    size_t k = strlen(p);
+    return (size_t)n >= k && memcmp(s + n - k, p, k) == 0;
+}
+
+/* The per-VMA rules of _linuxparse._vm_entry, in the same order. */
+static void
+vm_entry(const vma_t *v, long long pid, unsigned long long start_ticks, long long ruid,
+         long long page_size, int fast, entry_t *e)
+{
+    int private_map = v->perms[3] == 'p';
+    int anon = v->inode == 0;
+    int phys = -1, have_key = 1;
+    unsigned long long dev = v->major << 20 | v->minor;
+    unsigned long long k[4] = {KIND_FILE, dev, v->inode, 0};
+    e->path = NULL;
+    e->path_len = 0;
+    if (anon) {
+        for (int i = 0; i < 4; i++)
+            if ((size_t)v->name_len == strlen(special_phys[i])
+                    && memcmp(v->name, special_phys[i], (size_t)v->name_len) == 0)
+                phys = i;
+    }
+    if (anon && phys < 0) {
+        if (!fast && v->rss == 0 && v->swap == 0) {
+            e->type = T_NONE;
+            have_key = 0;
+        } else {
+            e->type = T_SWAP;
+            k[0] = KIND_ANON;
+            k[1] = (unsigned long long)pid;
+            k[2] = start_ticks;
+            k[3] = v->start;
+        }
+    } else if (anon) {
+        e->type = T_PHYS;
+        k[0] = KIND_PHYS;
+        k[1] = (unsigned long long)phys;
+        k[2] = 0;
+    } else if (has_prefix(v->name, v->name_len, "/memfd:")
+               || has_prefix(v->name, v->name_len, "/SYSV")
+               || ((size_t)v->name_len == strlen("/dev/zero (deleted)")
+                   && memcmp(v->name, "/dev/zero (deleted)", (size_t)v->name_len) == 0)) {
+        e->type = T_SWAP;
+    } else if (has_prefix(v->name, v->name_len, "/dev/")
+               && !has_prefix(v->name, v->name_len, "/dev/shm/")) {
+        e->type = T_DEVICE;
+        if (!has_suffix(v->name, v->name_len, " (deleted)")) {
+            e->path = v->name;
+            e->path_len = v->name_len;
+        }
+    } else {
+        e->type = T_VNODE;
+        if (!has_suffix(v->name, v->name_len, " (deleted)")
+                && has_prefix(v->name, v->name_len, "/")) {
+            e->path = v->name;
+            e->path_len = v->name_len;
+        }
+    }
+    if (!have_key) {
+        e->obj = 0;
+        e->ref = 0;
+    } else {
+        e->obj = obj_id(k[0], k[1], k[2], k[3]);
+        if (fast || v->pss == 0) {
+            e->ref = 1;
+        } else {
+            /* Python's round(): the nearest integer, ties to even */
+            double r = nearbyint((double)v->rss / (double)v->pss);
+            e->ref = r < 1.0 ? 1 : (long long)r;
+        }
+    }
+    long long private_kb = v->private_clean + v->private_dirty;
+    long long shared_kb = v->shared_clean + v->shared_dirty;
+    e->start = v->start;
+    e->end = v->end;
+    e->resident = v->rss * 1024 / page_size;
+    e->private_resident = private_kb * 1024 / page_size;
+    e->prot = v->perms;
+    e->flags = (anon && e->type == T_SWAP) ? (OBJ_ANON | OBJ_SWAP) : 0;
+    e->cow = private_map;
+    e->needs_copy = private_map && anon && shared_kb > 0;
+    e->charged = v->charged;
+    e->uid = v->charged ? ruid : -1;
+}
+
+/* A header line, exactly what _linuxparse._HEADER matches:
+ * start-end perms offset major:minor inode *name.  0 when it does not match. */
+static int
+hexnum(const char **p, const char *end, unsigned long long *out)
+{
+    const char *q = *p;
+    unsigned long long v = 0;
+    while (q < end && ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f'))) {
+        if (v >> 60)
+            return 0;
+        v = v * 16 + (unsigned)(*q <= '9' ? *q - '0' : *q - 'a' + 10);
+        q++;
+    }
+    if (q == *p)
+        return 0;
+    *p = q;
+    *out = v;
+    return 1;
+}
+
+static int
+decnum(const char **p, const char *end, unsigned long long *out)
+{
+    const char *q = *p;
+    unsigned long long v = 0;
+    while (q < end && *q >= '0' && *q <= '9') {
+        unsigned d = (unsigned)(*q - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+        q++;
+    }
+    if (q == *p)
+        return 0;
+    *p = q;
+    *out = v;
+    return 1;
+}
+
+static int
+parse_header(const char *s, const char *end, vma_t *v)
+{
+    const char *p = s;
+    unsigned long long off;
+    if (!hexnum(&p, end, &v->start) || p >= end || *p++ != '-')
+        return 0;
+    if (!hexnum(&p, end, &v->end) || p >= end || *p++ != ' ')
+        return 0;
+    if (end - p < 5 || (p[0] != 'r' && p[0] != '-') || (p[1] != 'w' && p[1] != '-')
+            || (p[2] != 'x' && p[2] != '-') || (p[3] != 'p' && p[3] != 's') || p[4] != ' ')
+        return 0;
+    memcpy(v->perms, p, 4);
+    p += 5;
+    if (!hexnum(&p, end, &off) || p >= end || *p++ != ' ')
+        return 0;
+    if (!hexnum(&p, end, &v->major) || p >= end || *p++ != ':')
+        return 0;
+    if (!hexnum(&p, end, &v->minor) || p >= end || *p++ != ' ')
+        return 0;
+    if (!decnum(&p, end, &v->inode))
+        return 0;
+    if (p < end && *p != ' ')
+        return 0;
+    while (p < end && *p == ' ')
+        p++;
+    v->name = p;
+    v->name_len = end - p;
+    return 1;
+}
+
+/* "Key: <n> kB" value lines of smaps; the first word of the value, as Python's
+ * int(v.split()[0]).  -1 and ValueError when it is not a number. */
+static int
+kb_value(const char *p, const char *end, long long *out)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p == end) {
+        *out = 0;          /* an empty value counts 0, as in Python */
+        return 0;
+    }
+    const char *q = p;
+    unsigned long long v;
+    if (*q == '+')
+        q++;
+    if (!decnum(&q, end, &v) || (q < end && *q != ' ' && *q != '\t') || v > LLONG_MAX) {
+        PyErr_SetString(PyExc_ValueError, "smaps: a value is not a number");
+        return -1;
+    }
+    *out = (long long)v;
+    return 0;
+}
+
+static int
+smaps_line(vma_t *v, const char *s, const char *end)
+{
+    static const struct { const char *key; size_t off; } keys[] = {
+        {"Rss:", offsetof(vma_t, rss)}, {"Pss:", offsetof(vma_t, pss)},
+        {"Shared_Clean:", offsetof(vma_t, shared_clean)},
+        {"Shared_Dirty:", offsetof(vma_t, shared_dirty)},
+        {"Private_Clean:", offsetof(vma_t, private_clean)},
+        {"Private_Dirty:", offsetof(vma_t, private_dirty)},
+        {"Swap:", offsetof(vma_t, swap)},
+    };
+    Py_ssize_t n = end - s;
+    if (n == 0 || (*s != 'R' && *s != 'P' && *s != 'S' && *s != 'V'))
+        return 0;                /* Size, KernelPageSize, Anonymous...: not needed */
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (has_prefix(s, n, keys[i].key)) {
+            return kb_value(s + strlen(keys[i].key), end,
+                            (long long *)((char *)v + keys[i].off));
+        }
+    }
+    if (has_prefix(s, n, "VmFlags:")) {
+        /* " ac" in b" " + value: the token ac (VM_ACCOUNT) */
+        const char *p = s + 8;
+        v->charged = (end - p >= 2 && p[0] == 'a' && p[1] == 'c')
+                     || memmem(p, (size_t)(end - p), " ac", 3) != NULL;
+    }
+    return 0;
+}
+
+typedef int (*entry_sink)(void *ctx, const entry_t *e);
+
+/* Walk maps/smaps, calling sink for every entry in order. */
+static int
+walk_map(const char *buf, Py_ssize_t n, long long pid, unsigned long long start_ticks,
+         long long ruid, long long page_size, int fast, entry_sink sink, void *ctx)
+{
+    const char *p = buf, *end = buf + n;
+    vma_t v;
+    int pending = 0;
+    entry_t e;
+    if (page_size <= 0) {
+        PyErr_SetString(PyExc_ValueError, "page_size must be positive");
+        return -1;
+    }
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        char c = *p;
+        if (eol > p && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            if (pending) {
+                vm_entry(&v, pid, start_ticks, ruid, page_size, fast, &e);
+                if (sink(ctx, &e) != 0)
+                    return -1;
+            }
+            memset(&v, 0, sizeof v);
+            pending = parse_header(p, eol, &v);
+        } else if (pending && !fast && smaps_line(&v, p, eol) != 0) {
+            return -1;
+        }
+        p = eol + 1;
+    }
+    if (pending) {
+        vm_entry(&v, pid, start_ticks, ruid, page_size, fast, &e);
+        if (sink(ctx, &e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* rows: list of MapEntry-ordered tuples */
+typedef struct {
+    PyObject *list;
+    PyObject *types[T_COUNT];
+    PyObject *prots[8];
+} rows_ctx;
+
+static int
+prot_index(const char *prot)
+{
+    return (prot[0] == 'r') << 2 | (prot[1] == 'w') << 1 | (prot[2] == 'x');
+}
+
+static int
+row_sink(void *vctx, const entry_t *e)
+{
+    rows_ctx *ctx = vctx;
+    PyObject *path;
+    if (e->path == NULL) {
+        path = Py_None;
+        Py_INCREF(path);
+    } else {
+        path = PyBytes_FromStringAndSize(e->path, e->path_len);
+        if (path == NULL)
+            return -1;
+    }
+    PyObject *row = Py_BuildValue(
+        "(KKLLKOLiiOOONOL)", e->start, e->end, e->resident, e->private_resident, e->obj,
+        ctx->prots[prot_index(e->prot)], e->ref, 0, e->flags,
+        e->cow ? Py_True : Py_False, e->needs_copy ? Py_True : Py_False,
+        ctx->types[e->type], path, e->charged ? Py_True : Py_False, e->uid);
+    if (row == NULL)
+        return -1;
+    int r = PyList_Append(ctx->list, row);
+    Py_DECREF(row);
+    return r;
+}
+
+/* map_entries(data, pid, start_ticks, ruid, page_size, fast) -> list of rows */
+static PyObject *
+lf_map_entries(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    long long pid, ruid, page_size;
+    unsigned long long start_ticks;
+    int fast;
+    if (!PyArg_ParseTuple(args, "y*LKLLp", &data, &pid, &start_ticks, &ruid, &page_size,
+                          &fast))
+        return NULL;
+    rows_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    int ok = (ctx.list = PyList_New(0)) != NULL;
+    for (int i = 0; ok && i < T_COUNT; i++)
+        ok = (ctx.types[i] = PyUnicode_InternFromString(type_keys[i])) != NULL;
+    for (int i = 0; ok && i < 8; i++) {
+        char prot[4] = {i & 4 ? 'r' : '-', i & 2 ? 'w' : '-', i & 1 ? 'x' : '-', 0};
+        ok = (ctx.prots[i] = PyUnicode_FromString(prot)) != NULL;
+    }
+    if (ok && walk_map(data.buf, data.len, pid, start_ticks, ruid, page_size, fast,
+                       row_sink, &ctx) != 0)
+        ok = 0;
+    PyBuffer_Release(&data);
+    for (int i = 0; i < T_COUNT; i++)
+        Py_XDECREF(ctx.types[i]);
+    for (int i = 0; i < 8; i++)
+        Py_XDECREF(ctx.prots[i]);
+    if (!ok) {
+        Py_XDECREF(ctx.list);
+        return NULL;
+    }
+    return ctx.list;
+}
+
+/* bytes: nodes/map.render's line for every entry */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    const char *names[T_COUNT];
+    Py_ssize_t name_lens[T_COUNT];
+} text_ctx;
+
+static char *
+put_str(char *out, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(out, s, n);
+    return out + n;
+}
+
+/* "0x" and lowercase hex digits, as Python's b"0x%x" */
+static char *
+put_hex(char *out, unsigned long long v)
+{
+    char tmp[16];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    *out++ = '0';
+    *out++ = 'x';
+    while (n)
+        *out++ = tmp[--n];
+    return out;
+}
+
+static char *
+put_dec(char *out, long long sv)
+{
+    char tmp[20];
+    int n = 0;
+    unsigned long long v = sv < 0 ? 0ULL - (unsigned long long)sv : (unsigned long long)sv;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (sv < 0)
+        *out++ = '-';
+    while (n)
+        *out++ = tmp[--n];
+    return out;
+}
+
+static int
+text_sink(void *vctx, const entry_t *e)
+{
+    text_ctx *ctx = vctx;
+    size_t need = ctx->len + 256 + (size_t)e->path_len + (size_t)ctx->name_lens[e->type];
+    if (need > ctx->cap) {
+        size_t cap = ctx->cap * 2 > need ? ctx->cap * 2 : need;
+        char *nb = PyMem_Realloc(ctx->buf, cap);
+        if (nb == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ctx->buf = nb;
+        ctx->cap = cap;
+    }
+    /* the line of nodes/map.py _LINE, written digit by digit: snprintf's format
+     * parsing cost more than the whole smaps walk */
+    char *out = ctx->buf + ctx->len;
+    out = put_str(put_hex(put_str(put_hex(out, e->start), " "), e->end), " ");
+    out = put_str(put_dec(put_str(put_dec(out, e->resident), " "), e->private_resident), " ");
+    out = e->obj ? put_hex(out, e->obj) : put_str(out, "0");
+    *out++ = ' ';
+    memcpy(out, e->prot, 3);
+    out += 3;
+    out = put_str(put_dec(put_str(out, " "), e->ref), " 0 ");
+    out = put_hex(out, (unsigned long long)e->flags);
+    out = put_str(out, e->cow ? " COW" : " NCOW");
+    out = put_str(out, e->needs_copy ? " NC " : " NNC ");
+    memcpy(out, ctx->names[e->type], (size_t)ctx->name_lens[e->type]);
+    out += ctx->name_lens[e->type];
+    *out++ = ' ';
+    if (e->path) {
+        memcpy(out, e->path, (size_t)e->path_len);
+        out += e->path_len;
+    } else {
+        *out++ = '-';
+    }
+    out = put_str(out, e->charged ? " CH " : " NCH ");
+    out = put_dec(out, e->uid);
+    *out++ = '\n';
+    ctx->len = (size_t)(out - ctx->buf);
+    return 0;
+}
+
+/* map_render(data, pid, start_ticks, ruid, page_size, fast, type_names) -> bytes;
+ * type_names: the profile's name (bytes) of each of MAP_TYPES, in that order. */
+static PyObject *
+lf_map_render(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    long long pid, ruid, page_size;
+    unsigned long long start_ticks;
+    int fast;
+    PyObject *names;
+    if (!PyArg_ParseTuple(args, "y*LKLLpO!", &data, &pid, &start_ticks, &ruid, &page_size,
+                          &fast, &PyTuple_Type, &names))
+        return NULL;
+    text_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    if (PyTuple_GET_SIZE(names) != T_COUNT) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "type_names: one name per MAP_TYPES entry");
+        return NULL;
+    }
+    for (int i = 0; i < T_COUNT; i++) {
+        char *s;
+        if (PyBytes_AsStringAndSize(PyTuple_GET_ITEM(names, i), &s, &ctx.name_lens[i]) != 0) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+        ctx.names[i] = s;
+    }
+    ctx.cap = (size_t)data.len / 2 + 4096;
+    ctx.buf = PyMem_Malloc(ctx.cap);
+    PyObject *out = NULL;
+    if (ctx.buf == NULL) {
+        PyErr_NoMemory();
+    } else if (walk_map(data.buf, data.len, pid, start_ticks, ruid, page_size, fast,
+                        text_sink, &ctx) == 0) {
+        out = PyBytes_FromStringAndSize(ctx.buf, (Py_ssize_t)ctx.len);
+    }
+    PyMem_Free(ctx.buf);
+    PyBuffer_Release(&data);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"parse_stat", lf_parse_stat, METH_O, "stat bytes -> (comm, fields)"},
     {"parse_status_ids", lf_parse_status_ids, METH_O,
@@ -511,6 +1066,10 @@ static PyMethodDef methods[] = {
     {"uts_ino", lf_uts_ino, METH_O, "path of ns/uts -> its namespace inode, or -1"},
     {"status_io", lf_status_io, METH_VARARGS,
      "(root, pid, nthreads, want_wchan, want_uts, sid, by_pid) -> (run ns, wchan, uts, leader)"},
+    {"map_entries", lf_map_entries, METH_VARARGS,
+     "(data, pid, start_ticks, ruid, page_size, fast) -> MapEntry rows"},
+    {"map_render", lf_map_render, METH_VARARGS,
+     "(data, pid, start_ticks, ruid, page_size, fast, type_names) -> map bytes"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,8 +6,6 @@ most once per operation; see linux-mapping.md for every source choice.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
 import re
 import threading
@@ -120,7 +118,7 @@ class LinuxProc:
 _KI_STAT = {"t": "T", "I": "I", "W": "D", "P": "D", "K": "D"}
 _NS_PER_TICK = 1_000_000_000 // CLK_TCK
 _EXITING = (ord("Z"), ord("X"), ord("x"))
-_DEAD = (ord("Z"), ord("X"))
+_time_ns, _clock_ns, _BOOTTIME = time.time_ns, time.clock_gettime_ns, time.CLOCK_BOOTTIME
 
 _LIMITS_ROWS = {
     b"Max cpu time": "cpu", b"Max file size": "fsize", b"Max data size": "data",
@@ -135,6 +133,7 @@ class LinuxBackend:
 
     name = "linux"
     status_extras_optional = True        # status(p, extras=False): see ProcTree.render
+    map_types = _linuxparse.MAP_TYPES    # the order map_bytes takes type names in
 
     def __init__(self, root: str = "/proc") -> None:
         self.root = root
@@ -332,7 +331,10 @@ class LinuxBackend:
         if sid != pid and not leader_alive:
             sid = 0
         utime, stime = self.cpu_times(p, total)
-        start_us = (self.boot_ns() + ident.start_ticks * _NS_PER_TICK) // 1000
+        boot = self._boot_ns            # boot_ns(), inline: once per process of a scan
+        if abs(_time_ns() - _clock_ns(_BOOTTIME) - boot) > 1_000_000:
+            boot = self.boot_ns()
+        start_us = (boot + ident.start_ticks * _NS_PER_TICK) // 1000
         tracer = p.tracer
         ext = None if not extras else ProcExtras(
             state=_KI_STAT.get(state, state),
@@ -349,7 +351,8 @@ class LinuxBackend:
             TimeVal(start_us // 1_000_000, start_us % 1_000_000), utime,
             stime, "nochan" if state == "R" else wmesg_for(
                 "0" if wchan is None else wchan.decode("ascii", "replace"), state),
-            c.euid, c.ruid, c.rgid, (c.egid, *c.groups), self.jail(p, uts), ext)
+            c.euid, c.ruid, c.rgid, (c.egid, *c.groups),
+            None if uts == -1 or uts == self._own_uts else self.jail(p, uts), ext)
 
     def _tgid(self, tid: int) -> int:
         """TracerPid is a thread id; FreeBSD names processes."""
@@ -395,17 +398,39 @@ class LinuxBackend:
             Rlimit(i, *vals.get(i, (RLIM_INFINITY, RLIM_INFINITY))) for i in RLIMIT_IDENTS))
 
     # ------------------------------------------------------------------- map
-    def map(self, p: LinuxProc, fast: bool = False) -> MapRecord:
-        if p.ident.system:
-            return MapRecord(())
+    def _map_source(self, p: LinuxProc, fast: bool) -> bytes:
         name = "maps" if fast else "smaps"
         try:
-            data = _read_all(f"{self.root}/{p.pid}/{name}")
+            return _read_all(f"{self.root}/{p.pid}/{name}")
         except PermissionError:
             raise fail(EPERM, p.pid, "map", f"{name} not readable") from None
         except ProcessLookupError:
             raise fail(ESRCH, p.pid, "map", "process exited") from None
-        return MapRecord(tuple(_map_entries(data, p, fast)))
+
+    def map(self, p: LinuxProc, fast: bool = False) -> MapRecord:
+        if p.ident.system:
+            return MapRecord(())
+        return MapRecord(tuple(MapEntry(*e) for e in facts.map_entries(
+            self._map_source(p, fast), p.pid, p.ident.start_ticks, p.ident.creds.ruid,
+            PAGE_SIZE, fast)))
+
+    def map_bytes(self, p: LinuxProc, type_names: tuple[bytes, ...],
+                  fast: bool = False) -> bytes | None:
+        """The map node's bytes in one compiled pass over smaps: nodes/map.render of
+        map()'s record, byte for byte (tests/test_linuxfacts.py), at a fraction of
+        the cost (a 2,000-mapping process: one MapEntry and one line per mapping in
+        Python cost 3x the kernel's smaps read).  type_names: the profile's name of
+        each of MAP_TYPES.  None where only the pure twin exists: render the record."""
+        render = getattr(facts, "map_render", None)
+        if render is None or p.ident.system:
+            return None
+        data = self._map_source(p, fast)
+        try:
+            out: bytes = render(data, p.pid, p.ident.start_ticks, p.ident.creds.ruid,
+                                PAGE_SIZE, fast, type_names)
+        except ValueError:          # not the kernel's layout: the reference decides
+            return None
+        return out
 
     # --------------------------------------------------------- etype / osrel
     def brand(self, p: LinuxProc) -> elf.ElfBrand:
@@ -482,156 +507,3 @@ def _lim(field: bytes) -> int:
         return RLIM_INFINITY
     n = int(v)
     return RLIM_INFINITY if n >= RLIM_INFINITY else n
-
-
-_HEADER = re.compile(
-    rb"^([0-9a-f]+)-([0-9a-f]+) ([-r][-w][-x][ps]) [0-9a-f]+ ([0-9a-f]+):([0-9a-f]+) (\d+) *(.*)$",
-    re.M)
-_SMAPS_KEYS = (b"Rss", b"Pss", b"Shared_Clean", b"Shared_Dirty", b"Private_Clean",
-               b"Private_Dirty", b"Swap", b"VmFlags")
-_SPECIAL_PHYS = (b"[vdso]", b"[vvar]", b"[vvar_vclock]", b"[vsyscall]")
-OBJ_ANON, OBJ_SWAP = 0x10, 0x200
-
-
-_PROT = {f"{r}{w}{x}".encode(): f"{r}{w}{x}" for r in "r-" for w in "w-" for x in "x-"}
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _obj_id(key: bytes) -> int:
-    """A stable synthetic vm_object pointer shaped like a FreeBSD direct-map address."""
-    h = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
-    return 0xFFFFF80000000000 | (h & 0x7FFFFFFFF0)
-
-
-def _smaps_values(block: list[bytes]) -> dict[bytes, bytes]:
-    out = {}
-    for line in block:
-        k, sep, v = line.partition(b":")
-        if sep and k in _SMAPS_KEYS:
-            out[k] = v.strip()
-    return out
-
-
-def _map_entries(data: bytes, p: LinuxProc, fast: bool) -> list[MapEntry]:
-    """maps/smaps -> FreeBSD vm_map entries (linux-mapping.md §3 rules)."""
-    if not fast:
-        try:
-            strided = _smaps_strided(data, p)
-        except ValueError:
-            strided = None
-        if strided is not None:
-            return strided
-    entries = []
-    lines = data.split(b"\n")
-    # Entry headers and their smaps blocks; headers start with a lowercase hex digit,
-    # smaps value lines with an uppercase key.
-    idx = [i for i, ln in enumerate(lines) if ln[:1] in b"0123456789abcdef" and ln]
-    for n, i in enumerate(idx):
-        m = _HEADER.match(lines[i])
-        if not m:
-            continue
-        vals = {} if fast else _smaps_values(lines[i + 1: idx[n + 1] if n + 1 < len(idx)
-                                                      else len(lines)])
-
-        def kb(key: bytes, vals: dict[bytes, bytes] = vals) -> int:
-            v = vals.get(key)
-            return int(v.split()[0]) if v else 0
-
-        entries.append(_vm_entry(
-            p, int(m.group(1), 16), int(m.group(2), 16), m.group(3), int(m.group(4), 16),
-            int(m.group(5), 16), int(m.group(6)), m.group(7), fast, kb(b"Rss"), kb(b"Pss"),
-            kb(b"Private_Clean") + kb(b"Private_Dirty"),
-            kb(b"Shared_Clean") + kb(b"Shared_Dirty"), kb(b"Swap"),
-            b" ac" in b" " + vals.get(b"VmFlags", b"")))
-    return entries
-
-
-_STRIDE_KEYS = (b"Rss:", b"Pss:", b"Shared_Clean:", b"Shared_Dirty:", b"Private_Clean:",
-                b"Private_Dirty:", b"Swap:")
-
-
-def _smaps_strided(data: bytes, p: LinuxProc) -> list[MapEntry] | None:
-    """The fast smaps parse: a kernel prints the same lines for every VMA, so after one
-    split each needed key is a column (every K-th line), and a column's numbers come
-    from one join + split + map(int) at C speed: no per-line Python runs for them.
-    None when the buffer is not uniform (the caller then uses the per-line parser)."""
-    lines = data.split(b"\n")
-    k = next((i for i, ln in enumerate(lines) if ln.startswith(b"VmFlags:")), -1) + 1
-    if k == 0:
-        return None
-    n = (len(lines) - 1) // k
-    first = lines[:k]
-    if n == 0 or len(lines) != n * k + 1 or lines[-1]:
-        return None
-    nums = []
-    for key in _STRIDE_KEYS:
-        i = next((i for i, ln in enumerate(first) if ln.startswith(key)), -1)
-        if i < 1:
-            return None
-        joined = b"\n".join(lines[i::k])
-        # every block has this key on the same line, as "Key: <n> kB"
-        toks = joined.split()
-        if joined.count(b"\n" + key) != n - 1 or len(toks) != 3 * n or (
-                toks[2::3].count(b"kB") != n):
-            return None
-        nums.append(list(map(int, toks[1::3])))
-    i = next((i for i, ln in enumerate(first) if ln.startswith(b"VmFlags:")), -1)
-    if i < 1:
-        return None
-    vmf = lines[i::k]
-    if b"\n".join(vmf).count(b"\nVmFlags:") != n - 1:
-        return None
-    rss_c, pss_c, sc_c, sd_c, pc_c, pd_c, sw_c = nums
-    out = []
-    for head, rss, pss, sc, sd, pc, pd, sw, vf in zip(
-            lines[0:n * k:k], rss_c, pss_c, sc_c, sd_c, pc_c, pd_c, sw_c, vmf, strict=True):
-        parts = head.split(None, 5)
-        lo, _, hi = parts[0].partition(b"-")
-        inode = parts[4]
-        if inode == b"0":               # anonymous: the device is not part of any key
-            major = minor = 0
-        else:
-            major_b, _, minor_b = parts[3].partition(b":")
-            major, minor = int(major_b, 16), int(minor_b, 16)
-        out.append(_vm_entry(
-            p, int(lo, 16), int(hi, 16), parts[1], major, minor, int(inode),
-            parts[5] if len(parts) > 5 else b"", False, rss, pss, pc + pd, sc + sd, sw,
-            b" ac" in vf[8:]))
-    return out
-
-
-def _vm_entry(p: LinuxProc, start: int, end: int, perms: bytes, major: int, minor: int,
-              inode: int, name: bytes, fast: bool, rss: int, pss: int, private_kb: int,
-              shared_kb: int, swap: int, charged: bool) -> MapEntry:
-    """One maps/smaps VMA -> a FreeBSD vm_map entry (linux-mapping.md §3 rules)."""
-    private_map = perms[3:4] == b"p"
-    anon = inode == 0
-    path: bytes | None = None
-    if anon and (not name or name not in _SPECIAL_PHYS):
-        if not fast and rss == 0 and swap == 0:
-            typ, key = "none", b""
-        else:
-            typ, key = "swap", b"%d:%d:%x" % (p.pid, p.ident.start_ticks, start)
-    elif name in _SPECIAL_PHYS:
-        typ, key = "phys", name
-    elif name.startswith((b"/memfd:", b"/SYSV")) or name == b"/dev/zero (deleted)":
-        typ, key = "swap", b"%d:%d" % (major << 20 | minor, inode)
-    elif name.startswith(b"/dev/") and not name.startswith(b"/dev/shm/"):
-        typ, key = "device", b"%d:%d" % (major << 20 | minor, inode)
-        path = None if name.endswith(b" (deleted)") else name
-    else:
-        typ, key = "vnode", b"%d:%d" % (major << 20 | minor, inode)
-        path = (None if name.endswith(b" (deleted)") or not name.startswith(b"/")
-                else name)
-    if typ == "none":
-        obj = ref = 0
-    else:
-        obj = _obj_id(key)
-        ref = 1 if fast or pss == 0 else max(1, round(rss / pss))
-    # positional (the field order of MapEntry): a third cheaper than keywords here
-    return MapEntry(
-        start, end, rss * 1024 // PAGE_SIZE, private_kb * 1024 // PAGE_SIZE, obj,
-        _PROT.get(perms[:3]) or perms[:3].decode(), ref, 0,
-        (OBJ_ANON | OBJ_SWAP) if (anon and typ == "swap") else 0,
-        private_map, private_map and anon and shared_kb > 0,
-        typ, path, charged, p.ident.creds.ruid if charged else -1)
