@@ -457,7 +457,10 @@ process_runtime_ns(long long pid)
 static int
 leader_alive_by_pid(long long sid)
 {
-    if (getsid((pid_t)sid) != (pid_t)sid)
+    pid_t got = getsid((pid_t)sid);
+    if (got < 0)
+        return errno == ESRCH ? 0 : -1;        /* EPERM (an LSM): ask its stat */
+    if (got != (pid_t)sid)
         return 0;
     int fd = (int)syscall(SYS_pidfd_open, (pid_t)sid, 0);
     if (fd < 0)

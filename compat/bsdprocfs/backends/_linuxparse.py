@@ -158,8 +158,8 @@ def leader_alive_by_pid(sid: int) -> int:
     try:
         if os.getsid(sid) != sid:
             return 0
-    except OSError:
-        return 0
+    except OSError as e:
+        return 0 if e.errno == errno.ESRCH else -1      # EPERM (an LSM): ask its stat
     try:
         fd = os.pidfd_open(sid)
     except OSError as e:
