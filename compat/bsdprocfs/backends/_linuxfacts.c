@@ -32,7 +32,9 @@
 #define STAT_SIZE 4096
 #define STATUS_SIZE 16384
 #define SMALL_SIZE 256
-#define MAX_STAT_FIELDS 64
+/* ord(state) and the 39 numbers after it, to rt_priority (stat field 40): the
+ * backend reads up to processor (39); more would be ints nobody reads */
+#define MAX_STAT_FIELDS 40
 
 /* One read of a single-record /proc file; fstat of the fd when st is given.
  * Returns the length, or -1 with errno set.  Runs without the GIL. */

@@ -21,6 +21,9 @@ import time
 STAT_SIZE = 4096
 STATUS_SIZE = 16384
 SMALL_SIZE = 256
+#: ord(state) and the numbers after it, to rt_priority (stat field 40): the backend
+#: reads up to processor (39); more would be ints nobody reads
+STAT_FIELDS = 40
 _DEAD = (ord("Z"), ord("X"))
 #: bytes.split()'s whitespace, each as a one-byte string (and b"" for the end)
 _WS = (b"", b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c")
@@ -33,14 +36,14 @@ StatusIds = tuple[int, int, int, int, int, int, int, int, tuple[int, ...]]
 
 def parse_stat(st: bytes) -> StatFields:
     """stat -> (comm, fields): comm between the first '(' and the LAST ')' (it may hold
-    ')', spaces and newlines); fields[0] is ord(state), then at most 63 numbers."""
+    ')', spaces and newlines); fields[0] is ord(state), then at most 39 numbers."""
     lp = st.find(b"(")
     rp = st.rfind(b")")
     if lp < 0 or rp < lp or len(st) - rp < 4 or st[rp + 1] != 0x20:
         raise ValueError("stat: no '(comm) S' in the line")
     if st[rp + 3:rp + 4] not in _WS:
         raise ValueError("stat: the state is not one byte")
-    f = st[rp + 3:].split()[:63]
+    f = st[rp + 3:].split(None, STAT_FIELDS)[:STAT_FIELDS - 1]
     # digits and '-' only (int() alone would take '+', '_' and other spellings)
     if b"".join(f).translate(None, b"0123456789-"):
         raise ValueError("stat: a field is not a number")
@@ -53,6 +56,8 @@ def parse_stat(st: bytes) -> StatFields:
 def _numbers(words: list[bytes]) -> list[int]:
     """Each word as an int, when each is -?[0-9]+ (int() alone would also take '+',
     '_' and other spellings the twin does not); ValueError otherwise."""
+    if all(w.isdigit() for w in words):              # the kernel's case, at C speed
+        return list(map(int, words))
     if b"".join(words).translate(None, b"0123456789-"):
         raise ValueError("not a number")
     return [int(w) for w in words]
