@@ -157,8 +157,8 @@ def test_stat_session_leader_and_nice(capsys, kids):
     niced = subprocess.Popen(["nice", "-n", "5", "sleep", "1000"])
     kids += [leader, niced]
     for p in (leader, niced):
-        wait_for(lambda p=p: proc_state(p.pid) == "S" and b"sleep" in pathlib.Path(
-            f"/proc/{p.pid}/cmdline").read_bytes())
+        wait_for(lambda p=p: proc_state(p.pid) == "S" and pathlib.Path(
+            f"/proc/{p.pid}/cmdline").read_bytes().startswith(b"sleep\0"))
     assert field_of(capsys, leader.pid, "state") == "Ss"
     assert field_of(capsys, niced.pid, "state") == "SN"
     assert field_of(capsys, niced.pid, "nice") == "5"
@@ -169,7 +169,7 @@ def test_stat_session_leader_and_nice(capsys, kids):
 def test_stat_raised_priority(capsys, kids):
     p = subprocess.Popen(["nice", "-n", "-5", "sleep", "1000"])
     kids.append(p)
-    wait_for(lambda: b"sleep" in pathlib.Path(f"/proc/{p.pid}/cmdline").read_bytes()
+    wait_for(lambda: pathlib.Path(f"/proc/{p.pid}/cmdline").read_bytes().startswith(b"sleep\0")
              and proc_state(p.pid) == "S")
     assert field_of(capsys, p.pid, "state") == "S<"
     assert ps_json(capsys, "-p", str(p.pid), "-o", "ni") == [{"nice": "-5"}]   # alias
@@ -180,7 +180,7 @@ def test_stat_foreground_on_pty(capsys, kids):
     p, master, name = spawn_on_pty(["sleep", "1000"])
     kids.append(p)
     try:
-        wait_for(lambda: b"sleep" in pathlib.Path(f"/proc/{p.pid}/cmdline").read_bytes()
+        wait_for(lambda: pathlib.Path(f"/proc/{p.pid}/cmdline").read_bytes().startswith(b"sleep\0")
                  and proc_state(p.pid) == "S")
         row = ps_json(capsys, "-p", str(p.pid), "-o", "pid,tt,state,tty,tpgid,tsid,sid")[0]
         assert row["state"] == "Ss+"
@@ -271,7 +271,7 @@ def test_user_selection_and_columns(capsys, kids, test_user):
                           f"--regid={test_user.pw_gid}", "--clear-groups",
                           "sleep", "1000"])
     kids.append(p)
-    wait_for(lambda: b"sleep" in pathlib.Path(f"/proc/{p.pid}/cmdline").read_bytes())
+    wait_for(lambda: pathlib.Path(f"/proc/{p.pid}/cmdline").read_bytes().startswith(b"sleep\0"))
     rows = ps_json(capsys, "-U", TEST_USER, "-o", "user,pid,uid,ruser,command")
     assert {"user": TEST_USER, "pid": str(p.pid), "uid": str(test_user.pw_uid),
             "ruser": TEST_USER, "command": "sleep 1000"} in rows

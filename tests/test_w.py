@@ -86,7 +86,7 @@ def login():
     subprocess.run(["useradd", "-M", TEST_USER], capture_output=True)
     p, master, name = spawn_on_pty(["sleep", "1000"])
     try:
-        wait_for(lambda: b"sleep" in pathlib.Path(f"/proc/{p.pid}/cmdline").read_bytes()
+        wait_for(lambda: pathlib.Path(f"/proc/{p.pid}/cmdline").read_bytes().startswith(b"sleep\0")
                  and proc_state(p.pid) == "S")
         line = name.removeprefix("/dev/")
         rec = w.Utmp(w.USER_PROCESS, p.pid, line, line[-4:].encode(), TEST_USER,
