@@ -126,7 +126,7 @@ def test_floor_plan_is_what_the_backend_reads():
         p.wait()
     # the logged modules and the backend's facts are restored after recording
     from bsdprocfs.backends import _linuxparse, linux
-    assert _linuxparse.os is os and _linuxparse.time is time
+    assert _linuxparse.os is os and _linuxparse.time is time and linux.os is os
     assert linux.facts is linux._load_facts()
 
 

@@ -289,11 +289,13 @@ def record_plan(fs: Any, pids: list[int]) -> list[tuple[Any, ...]]:
     from .backends import _linuxparse as pure
     from .backends import linux as linux_mod
     # the pure-Python twin does the very same calls as the compiled one, and can be
-    # watched: its os and time modules are swapped for loggers during the pass
+    # watched: its os and time modules (and the backend's own os, for the files it
+    # reads itself: cmdline and exe of a 15-byte comm, a tty's uevent) are swapped
+    # for loggers during the pass
     real, real_time, real_facts = pure.os, pure.time, linux_mod.facts
     plan: list[tuple[Any, ...]] = []
     log = _SyscallLog(real)
-    pure.os = log  # type: ignore[assignment]
+    pure.os = linux_mod.os = log  # type: ignore[assignment]
     pure.time = _SyscallLog(real_time)  # type: ignore[assignment]
     pure.time.ops = log.ops  # type: ignore[attr-defined]
     linux_mod.facts = pure
@@ -311,6 +313,7 @@ def record_plan(fs: Any, pids: list[int]) -> list[tuple[Any, ...]]:
                             else (op[0], op[1]))
     finally:
         pure.os, pure.time, linux_mod.facts = real, real_time, real_facts
+        linux_mod.os = real  # type: ignore[attr-defined]
     return plan
 
 

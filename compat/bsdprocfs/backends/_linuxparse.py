@@ -91,8 +91,9 @@ def parse_status_ids(status: bytes) -> StatusIds | None:
     return tgid, tracer, ruid, euid, suid, rgid, egid, sgid, groups
 
 
-def _read_once(path: str, size: int,
-               want_stat: bool = False) -> tuple[bytes, os.stat_result | None]:
+def read_once(path: str, size: int,
+              want_stat: bool = False) -> tuple[bytes, os.stat_result | None]:
+    """A single-record /proc file: one read(2) returns it whole (and its fstat)."""
     fd = os.open(path, _READ)
     try:
         data = os.read(fd, size)
@@ -105,8 +106,8 @@ def _read_once(path: str, size: int,
 
 def snapshot(base: str) -> tuple[bytes, tuple[int, ...], int, int, bytes, StatusIds | None]:
     """base (/proc/PID) -> (comm, fields, owner_uid, owner_gid, status, ids or None)."""
-    st, owner = _read_once(base + "/stat", STAT_SIZE, True)
-    status, _ = _read_once(base + "/status", STATUS_SIZE)
+    st, owner = read_once(base + "/stat", STAT_SIZE, True)
+    status, _ = read_once(base + "/status", STATUS_SIZE)
     assert owner is not None
     comm, fields = parse_stat(st)
     return comm, fields, owner.st_uid, owner.st_gid, status, parse_status_ids(status)
@@ -114,7 +115,7 @@ def snapshot(base: str) -> tuple[bytes, tuple[int, ...], int, int, bytes, Status
 
 def _schedstat_ns(path: str) -> int:
     try:
-        v = int(_read_once(path, SMALL_SIZE)[0].split(None, 1)[0])
+        v = int(read_once(path, SMALL_SIZE)[0].split(None, 1)[0])
     except (OSError, ValueError, IndexError):
         return -1
     return v if v >= 0 else -1
@@ -197,7 +198,7 @@ def status_io(root: str, pid: int, nthreads: int, want_wchan: bool, want_uts: bo
     wchan = None
     if want_wchan:
         try:
-            wchan = _read_once(base + "/wchan", SMALL_SIZE)[0]
+            wchan = read_once(base + "/wchan", SMALL_SIZE)[0]
         except OSError:
             pass
     uts = uts_ino(base + "/ns/uts") if want_uts else -1
@@ -208,7 +209,7 @@ def status_io(root: str, pid: int, nthreads: int, want_wchan: bool, want_uts: bo
             alive = state == 1
         else:
             try:
-                f = parse_stat(_read_once(f"{root}/{sid}/stat", STAT_SIZE)[0])[1]
+                f = parse_stat(read_once(f"{root}/{sid}/stat", STAT_SIZE)[0])[1]
                 alive = len(f) > 3 and f[0] not in _DEAD and f[3] == sid
             except (OSError, ValueError):
                 pass

@@ -60,12 +60,8 @@ _READ = os.O_RDONLY | os.O_CLOEXEC
 
 
 def _read(path: str, size: int = 4096) -> bytes:
-    """A single-record /proc file (stat, status, wchan...): one read returns it whole."""
-    fd = os.open(path, _READ)
-    try:
-        return os.read(fd, size)
-    finally:
-        os.close(fd)
+    """A single-record /proc file (limits, status, uevent): one read returns it whole."""
+    return _linuxparse.read_once(path, size)[0]
 
 
 def _read_all(path: str) -> bytes:
