@@ -384,6 +384,7 @@ def bench_status(settings: Settings, helpers: Helpers) -> list[Result]:
         getpgid, getsid, o_open, o_read, o_close, o_readlink = (
             os.getpgid, os.getsid, os.open, os.read, os.close, os.readlink)
         rd = os.O_RDONLY | os.O_CLOEXEC
+        same_attrs, running = [*attrs, "status"], psutil.STATUS_RUNNING
 
         def ps_own() -> None:
             # psutil's own API for what it has (pgid and sid: getpgid(2)/getsid(2))
@@ -397,7 +398,7 @@ def bench_status(settings: Settings, helpers: Helpers) -> list[Result]:
         def ps_same() -> None:
             # the same facts as status: what psutil lacks, a psutil user reads
             # raw, in the cheapest way (getsid alone for the leader: no zombie check)
-            for p in psutil.process_iter(attrs):
+            for p in psutil.process_iter(same_attrs):
                 pid = p.pid
                 base = f"/proc/{pid}"
                 try:
@@ -408,9 +409,10 @@ def bench_status(settings: Settings, helpers: Helpers) -> list[Result]:
                     fd = o_open(base + "/status", rd)                # supplementary groups
                     o_read(fd, 16384).find(b"\nGroups:")
                     o_close(fd)
-                    fd = o_open(base + "/wchan", rd)                 # wmesg
-                    o_read(fd, 256)
-                    o_close(fd)
+                    if p.info["status"] != running:                  # wmesg
+                        fd = o_open(base + "/wchan", rd)
+                        o_read(fd, 256)
+                        o_close(fd)
                     o_readlink(base + "/ns/uts")                     # jail
                 except OSError:
                     pass

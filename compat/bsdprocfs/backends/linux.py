@@ -48,7 +48,7 @@ def _load_facts() -> Any:
     return _linuxparse
 
 
-#: stat/status/schedstat reads and parses of the status scan (see _linuxparse.py)
+#: the hot paths: stat/status and the rest of the status scan, smaps to map rows
 facts: Any = _load_facts()
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -114,7 +114,6 @@ class LinuxProc:
 _KI_STAT = {"t": "T", "I": "I", "W": "D", "P": "D", "K": "D"}
 _NS_PER_TICK = 1_000_000_000 // CLK_TCK
 _EXITING = (ord("Z"), ord("X"), ord("x"))
-_time_ns, _clock_ns, _BOOTTIME = time.time_ns, time.clock_gettime_ns, time.CLOCK_BOOTTIME
 
 _LIMITS_ROWS = {
     b"Max cpu time": "cpu", b"Max file size": "fsize", b"Max data size": "data",
@@ -262,8 +261,9 @@ class LinuxBackend:
 
     @staticmethod
     def cpu_times(p: LinuxProc, total: int) -> tuple[TimeVal, TimeVal]:
-        """FreeBSD calcru: the precise runtime (``total`` ns, from schedstat) split by
-        the tick ratio (u, s); the ticks alone when total is unreadable or stale."""
+        """FreeBSD calcru: the precise runtime (``total`` ns: the CPU-time clock, or
+        schedstat under a foreign root) split by the tick ratio (u, s); the ticks
+        alone when total is unreadable or disagrees with them."""
         f = p.f
         u, s = f[11], f[12]
         tick_ns = _NS_PER_TICK
@@ -275,11 +275,9 @@ class LinuxBackend:
             return TimeVal.from_ns(ut), TimeVal.from_ns(total - ut)
         return TimeVal.from_ns(u * tick_ns), TimeVal.from_ns(s * tick_ns)
 
-    def jail(self, p: LinuxProc, ino: int) -> str | None:
-        """The UTS-namespace hostname (``ino``: its namespace inode) when it differs
-        from ours (approximates a jail)."""
-        if p.ident.system or ino in (-1, self._own_uts):
-            return None
+    def jail(self, p: LinuxProc, ino: int) -> str:
+        """The hostname of p's UTS namespace ``ino``, one that is not ours (the caller
+        checks, once per process of a scan): approximates a jail."""
         now = time.monotonic()
         hit = self._hostnames.get(ino)
         if hit and now - hit[0] < 1.0:
@@ -327,10 +325,7 @@ class LinuxBackend:
         if sid != pid and not leader_alive:
             sid = 0
         utime, stime = self.cpu_times(p, total)
-        boot = self._boot_ns            # boot_ns(), inline: once per process of a scan
-        if abs(_time_ns() - _clock_ns(_BOOTTIME) - boot) > 1_000_000:
-            boot = self.boot_ns()
-        start_us = (boot + ident.start_ticks * _NS_PER_TICK) // 1000
+        start_us = (self.boot_ns() + ident.start_ticks * _NS_PER_TICK) // 1000
         tracer = p.tracer
         ext = None if not extras else ProcExtras(
             state=_KI_STAT.get(state, state),
@@ -348,7 +343,7 @@ class LinuxBackend:
             stime, "nochan" if state == "R" else wmesg_for(
                 "0" if wchan is None else wchan.decode("ascii", "replace"), state),
             c.euid, c.ruid, c.rgid, (c.egid, *c.groups),
-            None if uts == -1 or uts == self._own_uts else self.jail(p, uts), ext)
+            None if uts in (-1, self._own_uts) else self.jail(p, uts), ext)
 
     def _tgid(self, tid: int) -> int:
         """TracerPid is a thread id; FreeBSD names processes."""
