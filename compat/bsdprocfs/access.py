@@ -22,6 +22,9 @@ class Reader:
     uid: int                   # effective uid (cr_uid)
     gid: int                   # effective gid
     groups: tuple[int, ...] = ()
+    #: the calling thread when known (FUSE): its full Linux credentials (saved ids,
+    #: capabilities) decide which of them the kernel lets it use (ptrace/boundary.py)
+    tid: int = 0
 
     @classmethod
     def current(cls) -> Reader:

@@ -96,7 +96,7 @@ class ProcFS:
         p_int = self._pid(pid, r)
         n, p = self.tree.lookup(p_int, node, r)
         if node in ("status", "cmdline", "rlimit", "etype", "osrel", "file", "exe"):
-            return self.tree.record(n, p)
+            return self.tree.record(n, p, r)
         return module_for(node).parse(self.read(p_int, node, reader=r), self.profile)
 
     def pids(self, reader: Reader | None = None) -> list[int]:

@@ -265,9 +265,9 @@ class Operations:
         import mfusepy
         uid, gid, tid = mfusepy.fuse_get_context()
         if uid == 0:
-            return Reader(host_pid_of_tid(tid) if need_pid else -1, 0, gid, ())
+            return Reader(host_pid_of_tid(tid) if need_pid else -1, 0, gid, (), tid)
         groups = caller_groups(self.lib) if self.lib is not None else ()
-        return Reader(host_pid_of_tid(tid), uid, gid, groups)
+        return Reader(host_pid_of_tid(tid), uid, gid, groups, tid)
 
     # ------------------------------------------------------------ attributes
     @_op
@@ -476,6 +476,8 @@ def serve(mountpoint: str, profile: str = "compat", bench_node: str | None = Non
         log.info("session ended by a signal; unmounted")
     finally:
         shutdown_debugger(tree)
+        from .ptrace.boundary import shutdown_all
+        shutdown_all()                   # every credential worker lets its tracees go
         log.info("daemon exiting")
     return 0
 

@@ -36,6 +36,8 @@ from .nodes import osrel as n_osrel
 from .nodes import rlimit as n_rlimit
 from .nodes import status as n_status
 from .profiles import Profile, get_profile
+from .ptrace import boundary as _boundary
+from .records import FileRecord
 
 PFS_MAXBUFSIZ = 1 << 20          # sbuf limit of non-raw reads and of writes
 PFS_NAMELEN = 128
@@ -146,11 +148,19 @@ class ProcTree:
     """Lookups, attributes and I/O over a backend, for one profile and policy."""
 
     def __init__(self, backend: Any, profile: Profile | str | None = None,
-                 policy: Policy = DEFAULT_POLICY, fast_map: bool = False) -> None:
+                 policy: Policy = DEFAULT_POLICY, fast_map: bool = False,
+                 boundary: Any = "auto") -> None:
         self.backend = backend
         self.profile = get_profile(profile)
         self.policy = policy
         self.fast_map = fast_map
+        if boundary == "auto":
+            # a root process answering for others over Linux /proc: the kernel's own
+            # ptrace rules decide for each caller (ptrace/boundary.py)
+            boundary = (_boundary.shared(self.profile.name, fast_map)
+                        if os.geteuid() == 0 and getattr(backend, "name", "") == "linux"
+                        and getattr(backend, "by_pid", False) else None)
+        self.boundary: _boundary.Boundary | None = boundary or None
         self.root_nodes = tuple(n for n in ROOT_NODES if n.present(self.profile))
         self.pid_nodes = tuple(n for n in PID_NODES if n.present(self.profile))
         self._by_name = {n.name: n for n in self.pid_nodes}
@@ -251,6 +261,14 @@ class ProcTree:
         else:
             self._pins.pop(pid, None)
 
+    def worker(self, name: str, pid: int, reader: Reader) -> _boundary.Worker | None:
+        """The credential worker that must do a ptrace-guarded node's access for this
+        reader (the kernel's rule is a floor), or None: done here."""
+        b = self.boundary
+        if b is None or name not in _boundary.GUARDED:
+            return None
+        return b.worker_for(reader, pid, self.backend.debugger.traced_by_us(pid))
+
     # ------------------------------------------------------------ attributes
     def attr_root(self) -> Attr:
         return Attr(DIR, 0o555, 0, 0, ROOT_INO, time=time.time())
@@ -312,6 +330,9 @@ class ProcTree:
         node, p = self.lookup(pid, parts[1], reader)
         if node.kind != LINK:
             raise fail(EINVAL, pid, node.name, "not a symbolic link")
+        w = self.worker(node.name, pid, reader)
+        if w is not None and self.boundary is not None:
+            return self.boundary.readlink(w, pid, node.name, reader, p.ident.start_ticks)
         target = self.backend.binpath(p).path
         if len(target.encode("utf-8", "surrogateescape")) >= n_file.PATH_MAX:
             raise fail(ENAMETOOLONG, pid, node.name, "path longer than PATH_MAX")
@@ -326,6 +347,10 @@ class ProcTree:
             raise fail(EINVAL, pid, name, "a symbolic link cannot be opened as a file here")
         if not reader.privileged and not vaccess(self._attr(node, p), reader, read, write):
             raise fail(EACCES, pid, name, "permission denied by the node's mode")
+        w = self.worker(name, pid, reader)
+        if w is not None and self.boundary is not None:
+            return self.boundary.open(w, pid, node, reader, read, write,  # type: ignore
+                                      p.ident.start_ticks)
         return Handle(self, node, pid, p.ident.start_ticks, reader, p.ident)
 
     def read(self, pid: int, name: str, reader: Reader, size: int = -1,
@@ -337,6 +362,9 @@ class ProcTree:
             raise fail(EINVAL, pid, name, "a symbolic link cannot be opened as a file here")
         if not reader.privileged and not vaccess(self._attr(node, p), reader, True, False):
             raise fail(EACCES, pid, name, "permission denied by the node's mode")
+        w = self.worker(name, pid, reader)
+        if w is not None and self.boundary is not None:
+            return self.boundary.read(w, pid, name, reader, size, offset, p.ident.start_ticks)
         if node.rd and not node.raw and name != "map" and offset >= 0:
             # a plain text node: Handle.read_from's own path, minus the Handle
             data = self._renders[name](self._render_fills[name](p), self.profile)
@@ -351,8 +379,10 @@ class ProcTree:
             h.close()
 
     # ------------------------------------------------------------------ fill
-    def record(self, node: Node, p: Any) -> Any:
+    def record(self, node: Node, p: Any, reader: Reader | None = None) -> Any:
         """The node's record (before rendering); the API's --json path."""
+        if reader is not None and self.worker(node.name, p.ident.pid, reader) is not None:
+            return FileRecord(self.readlink([str(p.ident.pid), node.name], reader))
         return self._fills[node.name](p)
 
     def render(self, node: Node, p: Any) -> bytes:

@@ -169,12 +169,20 @@ class LinuxBackend:
             raise fail(ENOENT, pid, None, "a thread id, not a process id")
         creds = Credentials(*ids[2:])           # ids: tgid, tracer, then its fields
         system = bool(flags & PF_KTHREAD)
-        # P_SUGID has no Linux twin: set-id state shows as differing r/e/s ids, and a
-        # credential change clears "dumpable", which makes /proc/PID root-owned.
+        # P_SUGID (FreeBSD's setsugid(): every set[e|re|res]uid/gid and setgroups that
+        # changes a credential, and an exec honouring set-id bits) has no Linux twin.
+        # What Linux shows of such a change: differing real/effective/saved ids; a
+        # cleared "dumpable" (credential change, set-id or file-capability exec,
+        # prctl(PR_SET_DUMPABLE, 0)), which makes /proc/PID root-owned; and, for a
+        # process with no uid 0, any capability at all (inheritable, permitted,
+        # effective or ambient): file capabilities, or a capset by a privileged parent
+        # (setpriv --ambient-caps), privilege its uid alone never has.
         euid, egid = creds.euid, creds.egid
         sugid = (not system and (not creds.ruid == euid == creds.suid
                                  or not creds.rgid == egid == creds.sgid
-                                 or owner_uid != euid or owner_gid != egid))
+                                 or owner_uid != euid or owner_gid != egid
+                                 or (creds.ruid != 0 and euid != 0 and creds.suid != 0
+                                     and _holds_caps(status))))
         return LinuxProc(pid, comm, f, b"\n" + status, ProcIdentity(
             pid, creds, system, sugid, wexit, f[19]), {}, ids[1])
 
@@ -490,6 +498,16 @@ class LinuxBackend:
             from ..debug import get_debugger
             self._debugger = get_debugger()
         return self._debugger
+
+
+_NO_CAPS = b"CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+_NO_AMB = b"CapAmb:\t0000000000000000"
+
+
+def _holds_caps(status: bytes) -> bool:
+    """Does /proc/PID/status show any inheritable, permitted, effective or ambient
+    capability?  (Two substring tests: this runs on every lookup of a non-root task.)"""
+    return _NO_CAPS not in status or (_NO_AMB not in status and b"CapAmb:" in status)
 
 
 def _lim(field: bytes) -> int:
