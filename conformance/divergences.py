@@ -41,7 +41,8 @@ _LINUX_SHIM: tuple[Divergence, ...] = (
 
 #: The in-process API runs with its caller's rights: an unprivileged caller cannot
 #: readlink (or open) Linux's /proc/PID/exe of another user's process, which
-#: file, exe and etype (the ELF brand) are built from.  The FUSE daemon runs as root.
+#: file, exe and etype (the ELF brand) are built from.  The FUSE daemon runs as root
+#: but holds its callers to the same kernel rule (ptrace/boundary.py), so both agree.
 _API_UNPRIVILEGED = tuple(
     Divergence(f"perms::test_observer_node[[]{who}-{node}[]]",
                "unprivileged API caller: Linux hides /proc/PID/exe of other users' "
@@ -51,7 +52,7 @@ _API_UNPRIVILEGED = tuple(
 IMPLS: dict[str, tuple[tuple[Divergence, ...], dict[str, int]]] = {
     "native-freebsd": ((), {}),
     "bsdprocfs-api": (_LINUX_SHIM + _API_UNPRIVILEGED, _LINUX_SHIM_TOL),
-    "bsdprocfs-fuse": (_LINUX_SHIM + (
+    "bsdprocfs-fuse": (_LINUX_SHIM + _API_UNPRIVILEGED + (
         Divergence("tree::test_read_directory",
                    "Linux VFS answers read(2) on a directory with EISDIR before FUSE sees "
                    "it, as FreeBSD 13+ does; FreeBSD 10's pseudofs said EINVAL",

@@ -77,6 +77,8 @@ def expected_read(kind: str, name: str) -> str:
         return "EACCES"
     if name == "map" and kind != "own":
         return "EPERM"                        # procfs_domap re-checks p_candebug
+    if name == "etype" and kind != "own":
+        return "EACCES"                       # the kernel's floor: /proc/PID/exe refused
     if name in ("regs", "fpregs"):
         return "EBUSY"                        # running, not traced by us
     if name == "mem":

@@ -265,9 +265,17 @@ class ProcTree:
         """The credential worker that must do a ptrace-guarded node's access for this
         reader (the kernel's rule is a floor), or None: done here."""
         b = self.boundary
-        if b is None or name not in _boundary.GUARDED:
+        if b is None or (name not in _boundary.GUARDED and name not in _boundary.IMAGE):
             return None
         return b.worker_for(reader, pid, self.backend.debugger.traced_by_us(pid))
+
+    def image_gate(self, name: str, p: Any, reader: Reader) -> None:
+        """etype/osrel read the executable: only for a caller the kernel lets follow
+        /proc/PID/exe (the worker tries; EACCES otherwise)."""
+        if name in _boundary.IMAGE and not p.ident.system:
+            w = self.worker(name, p.ident.pid, reader)
+            if w is not None and self.boundary is not None:
+                self.boundary.image(w, p.ident.pid, p.ident.start_ticks)
 
     # ------------------------------------------------------------ attributes
     def attr_root(self) -> Attr:
@@ -348,7 +356,7 @@ class ProcTree:
         if not reader.privileged and not vaccess(self._attr(node, p), reader, read, write):
             raise fail(EACCES, pid, name, "permission denied by the node's mode")
         w = self.worker(name, pid, reader)
-        if w is not None and self.boundary is not None:
+        if w is not None and self.boundary is not None and name not in _boundary.IMAGE:
             return self.boundary.open(w, pid, node, reader, read, write,  # type: ignore
                                       p.ident.start_ticks)
         return Handle(self, node, pid, p.ident.start_ticks, reader, p.ident)
@@ -363,8 +371,9 @@ class ProcTree:
         if not reader.privileged and not vaccess(self._attr(node, p), reader, True, False):
             raise fail(EACCES, pid, name, "permission denied by the node's mode")
         w = self.worker(name, pid, reader)
-        if w is not None and self.boundary is not None:
+        if w is not None and self.boundary is not None and name not in _boundary.IMAGE:
             return self.boundary.read(w, pid, name, reader, size, offset, p.ident.start_ticks)
+        self.image_gate(name, p, reader)
         if node.rd and not node.raw and name != "map" and offset >= 0:
             # a plain text node: Handle.read_from's own path, minus the Handle
             data = self._renders[name](self._render_fills[name](p), self.profile)
@@ -381,8 +390,11 @@ class ProcTree:
     # ------------------------------------------------------------------ fill
     def record(self, node: Node, p: Any, reader: Reader | None = None) -> Any:
         """The node's record (before rendering); the API's --json path."""
-        if reader is not None and self.worker(node.name, p.ident.pid, reader) is not None:
+        if reader is not None and node.name in ("file", "exe") and self.worker(
+                node.name, p.ident.pid, reader) is not None:
             return FileRecord(self.readlink([str(p.ident.pid), node.name], reader))
+        if reader is not None:
+            self.image_gate(node.name, p, reader)
         return self._fills[node.name](p)
 
     def render(self, node: Node, p: Any) -> bytes:
@@ -494,6 +506,7 @@ class Handle:
             return self._read_raw(p, size, offset)
         if node.name == "map":
             self._candebug(p)     # procfs_domap re-checks p_candebug
+        self.tree.image_gate(node.name, p, self.reader)
         data = self.tree.render(node, p)[: PFS_MAXBUFSIZ - 1]
         end = len(data) if size < 0 else offset + size
         return data[offset:end]

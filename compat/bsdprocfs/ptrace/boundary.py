@@ -17,7 +17,8 @@ worker's), as FreeBSD ignores set-id bits on a traced exec.
 
 Guarded (fs/proc/base.c): mem (PTRACE_MODE_ATTACH_FSCREDS), regs/fpregs/dbregs
 and ctl (ptrace itself, ATTACH_REALCREDS), map (maps/smaps: READ_FSCREDS),
-the file/exe links (proc_exe_link: READ_FSCREDS).
+the file/exe links (proc_exe_link: READ_FSCREDS); etype and osrel, read from
+the executable that link leads to, are gated by the same check (see IMAGE).
 
 The worker changes credentials, so Linux makes it non-dumpable: its caller
 cannot ptrace it or read its memory, only kill it (its requests then fail with
@@ -56,6 +57,9 @@ MAX_WORKERS = 64
 MAX_INFLIGHT = 128
 #: nodes whose Linux source is guarded by a ptrace access mode check
 GUARDED = frozenset(("regs", "fpregs", "dbregs", "mem", "ctl", "map", "file", "exe"))
+#: nodes rendered from the executable itself (its ELF brand and note): the daemon reads
+#: the image only once the worker could follow /proc/PID/exe to that very file
+IMAGE = frozenset(("etype", "osrel"))
 
 PR_SET_PDEATHSIG, PR_SET_KEEPCAPS, PR_CAPBSET_DROP = 1, 8, 24
 PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 38, 47, 2
@@ -449,6 +453,17 @@ class Boundary:
             raise OSError(5, "bad reply")
         return text
 
+    def image(self, w: Worker, pid: int, start: int) -> None:
+        """EACCES unless the caller may follow /proc/PID/exe (READ_FSCREDS) to the file
+        whose image we are about to read; EIO if it was replaced in between (an exec)."""
+        got = w.call("exe", pid=pid, start=start)
+        try:
+            st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            raise OSError(5, "process has exited") from None
+        if got != [st.st_dev, st.st_ino]:
+            raise OSError(5, "the executable changed under the request")
+
     def shutdown(self) -> None:
         with self._lock:
             workers, self.workers = list(self.workers.values()), {}
@@ -618,6 +633,15 @@ class _WorkerServer:
             self._start_check(msg["pid"], msg["start"])
             return b64(tree.read(msg["pid"], msg["node"], self.reader(msg["reader"]),
                                  msg["size"], msg["offset"]))
+        if op == "exe":
+            self._start_check(msg["pid"], msg["start"])
+            try:
+                st = os.stat(f"/proc/{int(msg['pid'])}/exe")
+            except PermissionError:
+                raise OSError(13, "executable link refused by the kernel") from None
+            except FileNotFoundError:
+                raise OSError(5, "process has exited") from None
+            return [st.st_dev, st.st_ino]
         if op == "readlink":
             self._start_check(msg["pid"], msg["start"])
             return tree.readlink([str(msg["pid"]), msg["node"]], self.reader(msg["reader"]))
