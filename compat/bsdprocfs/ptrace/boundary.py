@@ -684,8 +684,12 @@ class _WorkerServer:
                     self.flags[msg["id"]] = False
             if busy:
                 send_msg(self.sock, {"id": msg["id"], "err": 35, "msg": "busy"}, self.lock)
-                continue
-            threading.Thread(target=self.serve_one, args=(msg,), daemon=True).start()
+            elif op == "write":
+                # only a write (a ctl word: wait may block for long) gets a thread of its
+                # own; everything else is bounded and served in order, here
+                threading.Thread(target=self.serve_one, args=(msg,), daemon=True).start()
+            else:
+                self.serve_one(msg)
 
 
 def worker_main(argv: list[str]) -> int:

@@ -1,0 +1,214 @@
+"""The privilege boundary (ptrace/boundary.py) through a real mount and real users: the
+worker holds exactly its caller's credentials, a set-id exec under an unprivileged
+caller's trace gains nothing (as on FreeBSD) and is released by that caller, and the
+workers die with the daemon, letting their tracees go."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+from test_fuse_common import PLAIN_PYTHON, ensure_user, needs_fuse, proc_state, wait_for
+
+from bsdprocfs.fuse import mounted
+from bsdprocfs.ptrace.boundary import parse_status, task_creds
+
+pytestmark = [needs_fuse, pytest.mark.fuse, pytest.mark.root, pytest.mark.timeout(120)]
+
+EXEC_UNDER_TRACE = r"""
+import errno, json, os, sys, time
+mnt, idbin = sys.argv[1], sys.argv[2]
+go_r, go_w = os.pipe()
+out_r, out_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(go_w)
+    os.read(go_r, 1)
+    os.dup2(out_w, 1)
+    os.execv(idbin, [idbin, "-u"])
+def ctl(word):
+    try:
+        fd = os.open(f"{mnt}/{pid}/ctl", os.O_WRONLY)
+        try:
+            os.write(fd, word.encode())
+            return "ok"
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+def state():
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            st = f.read()
+        return chr(st[st.rindex(b")") + 2])
+    except OSError:
+        return "gone"
+res = {"attach": ctl("attach"), "wait": ctl("wait"), "run": ctl("run")}
+os.write(go_w, b"x")                       # the child execs the set-uid binary, traced
+deadline = time.monotonic() + 5
+while state() not in ("t", "Z", "gone") and time.monotonic() < deadline:
+    time.sleep(0.005)
+res["stopped_after_exec"] = state()
+res["detach"] = ctl("detach")
+t0 = time.monotonic()
+while time.monotonic() - t0 < 5:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    time.sleep(0.005)
+else:
+    os.kill(pid, 9)                          # its ruid is ours: never leave it stopped
+    done, status = os.waitpid(pid, 0)
+res["released_in"] = time.monotonic() - t0
+res["status"] = status
+os.close(out_w)
+res["euid"] = os.read(out_r, 100).decode().strip()
+print(json.dumps(res))
+"""
+
+
+@pytest.fixture(scope="module")
+def setuid_id():
+    d = tempfile.mkdtemp(prefix="bsdpfs-privsep-")
+    os.chmod(d, 0o755)
+    exe = os.path.join(d, "id-suid")
+    shutil.copy2(shutil.which("id") or "/usr/bin/id", exe)
+    os.chown(exe, 0, 0)
+    os.chmod(exe, 0o4755)
+    yield exe
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_setuid_exec_under_an_unprivileged_trace_gains_nothing(setuid_id):
+    uid, gid = ensure_user()
+    # untraced, the binary does run set-uid: the test means something
+    plain = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                            setuid_id, "-u"], capture_output=True, text=True, timeout=30)
+    assert plain.stdout.strip() == "0", plain
+    with mounted() as m:
+        r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                            PLAIN_PYTHON, "-I", "-c", EXEC_UNDER_TRACE, m.path, setuid_id],
+                           capture_output=True, text=True, timeout=60, cwd="/")
+        assert r.returncode == 0, r.stderr
+        res = json.loads(r.stdout)
+        assert res["attach"] == res["wait"] == res["run"] == "ok", res
+        assert res["euid"] == str(uid), res          # FreeBSD: no set-id under trace
+        assert res["stopped_after_exec"] == "t", res   # the traced exec stops (SIGTRAP)
+        assert res["detach"] == "ok", res              # and its tracer lets it go
+        assert res["released_in"] < 1.0, res
+        assert os.WIFEXITED(res["status"]) and os.WEXITSTATUS(res["status"]) == 0, res
+        assert m.proc.poll() is None
+
+
+WORKER_CREDS = r"""
+import json, os, sys, time
+mnt = sys.argv[1]
+pid = os.fork()
+if pid == 0:
+    time.sleep(30)
+    os._exit(0)
+time.sleep(0.2)
+fd = os.open(f"{mnt}/{pid}/ctl", os.O_WRONLY)
+os.write(fd, b"attach")
+os.close(fd)
+with open(f"/proc/{pid}/status") as f:
+    tracer = int(f.read().split("TracerPid:")[1].split()[0])
+with open(f"/proc/thread-self/status") as f:
+    mine = f.read()
+print(json.dumps({"child": pid, "tracer": tracer, "mine": mine}), flush=True)
+sys.stdin.readline()
+fd = os.open(f"{mnt}/{pid}/ctl", os.O_WRONLY)
+os.write(fd, b"detach")
+os.close(fd)
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+"""
+
+
+def test_worker_holds_exactly_the_callers_credentials_and_dies_with_the_daemon():
+    uid, gid = ensure_user()
+    with mounted() as m:
+        p = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--groups=4242",
+                              PLAIN_PYTHON, "-I", "-c", WORKER_CREDS, m.path],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/")
+        child = 0
+        try:
+            assert p.stdout
+            info = json.loads(p.stdout.readline())
+            child = info["child"]
+            tracer = info["tracer"]
+            assert tracer not in (0, m.pid), info     # traced, and not by the root daemon
+            # the tracer thread's credentials are the caller's, every set of them
+            assert task_creds(tracer) == parse_status(info["mine"].encode())
+            with open(f"/proc/{tracer}/status") as f:
+                tgid = int(f.read().split("Tgid:")[1].split()[0])
+            with open(f"/proc/{tgid}/stat") as f:
+                assert int(f.read().rsplit(")", 1)[1].split()[1]) == m.pid   # its parent
+            # SIGKILL of the daemon: the worker dies too, and Linux frees its tracee
+            os.kill(m.pid, signal.SIGKILL)
+            m.proc.wait(10)
+            wait_for(lambda: proc_state(tgid) in ("gone", "Z"), 10)
+            with open(f"/proc/{info['child']}/status") as f:
+                assert "TracerPid:\t0\n" in f.read()
+            assert proc_state(info["child"]) == "S"
+        finally:
+            p.kill()
+            p.wait()
+            if child:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+
+
+def test_ipc_round_trip_cost(capsys):
+    """The price of the boundary, per operation, reported (bounded loosely: a shared
+    2-core machine).  regs of a stopped tracee and an 8-byte mem read, through the
+    API: in-process (root) and through a worker (a reader of another uid)."""
+    import sys
+
+    from bsdprocfs import ProcFS
+    from bsdprocfs.access import Reader
+    uid, gid = ensure_user()
+    fs = ProcFS(backend="linux")
+    t = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                          PLAIN_PYTHON, "-c", "while True: pass"])
+    try:
+        wait_for(lambda: proc_state(t.pid) == "R" and task_creds(t.pid).uids[0] == uid)
+        with open(f"/proc/{t.pid}/maps") as f:
+            addr = int(f.readline().split("-")[0], 16)
+        them = Reader(os.getpid() + 100000, uid, gid, ())
+        fs.write(t.pid, "ctl", b"attach", reader=them)
+        fs.write(t.pid, "ctl", b"wait", reader=them)
+        out = {}
+        for who, r in (("worker", them),):
+            for node, kw in (("regs", {}), ("mem", {"offset": addr, "size": 8})):
+                fs.read(t.pid, node, reader=r, **kw)
+                n = 200
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fs.read(t.pid, node, reader=r, **kw)
+                out[f"{who} {node}"] = (time.perf_counter() - t0) / n * 1e6
+        fs.write(t.pid, "ctl", b"detach", reader=them)
+        fs.write(t.pid, "ctl", b"attach")
+        fs.write(t.pid, "ctl", b"wait")
+        for node, kw in (("regs", {}), ("mem", {"offset": addr, "size": 8})):
+            fs.read(t.pid, node, **kw)
+            n = 200
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fs.read(t.pid, node, **kw)
+            out[f"in-process {node}"] = (time.perf_counter() - t0) / n * 1e6
+        fs.write(t.pid, "ctl", b"detach")
+        with capsys.disabled():
+            sys.stdout.write("\nboundary cost (us/op): " + ", ".join(
+                f"{k} {v:.0f}" for k, v in out.items()) + "\n")
+        assert out["worker regs"] < 20_000 and out["worker mem"] < 20_000, out
+    finally:
+        t.kill()
+        t.wait()
