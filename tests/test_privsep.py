@@ -23,7 +23,8 @@ from bsdprocfs.ptrace.boundary import parse_status, task_creds
 pytestmark = [needs_fuse, pytest.mark.fuse, pytest.mark.root, pytest.mark.timeout(120)]
 
 EXEC_UNDER_TRACE = r"""
-import errno, json, os, sys, time
+import errno, faulthandler, json, os, sys, time
+faulthandler.dump_traceback_later(20, exit=True)   # a hang is reported, not waited out
 mnt, idbin = sys.argv[1], sys.argv[2]
 go_r, go_w = os.pipe()
 out_r, out_w = os.pipe()
