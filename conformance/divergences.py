@@ -49,10 +49,26 @@ _API_UNPRIVILEGED = tuple(
                "processes (ptrace_may_access), so the node fails with EACCES")
     for who in ("other", "sugid") for node in ("etype", "file", "exe"))
 
+#: The kernel's rule is a floor on Linux (issue 12): what the kernel refuses the observer
+#: directly (ptrace_may_access: its fs gid must be the target's real, effective and saved
+#: gid, where FreeBSD's p_candebug takes any of its groups; /proc/PID/exe of a process it
+#: may not ptrace) both bsdprocfs doors refuse, where FreeBSD would answer.
+_KERNEL_FLOOR = tuple(
+    Divergence(f"credentials::test_credential_node[[]{who}-{node}[]]",
+               "Linux refuses the observer /proc/PID/exe of this process "
+               "(ptrace_may_access): etype, file and exe fail with EACCES")
+    for who in ("setuid_exec", "changed_nonexec", "group_other_uid", "group_same_uid")
+    for node in ("etype", "file", "exe")) + tuple(
+    Divergence(f"credentials::test_credential_node[[]group_same_uid-{node}[]]",
+               "Linux lets a caller ptrace only a target whose real, effective and saved "
+               "gids are its own gid (a supplementary group is not enough): the "
+               "ptrace-guarded read fails (map/mem EPERM, osrel EACCES, dbregs EPERM)")
+    for node in ("map", "mem", "dbregs", "osrel"))
+
 IMPLS: dict[str, tuple[tuple[Divergence, ...], dict[str, int]]] = {
     "native-freebsd": ((), {}),
-    "bsdprocfs-api": (_LINUX_SHIM + _API_UNPRIVILEGED, _LINUX_SHIM_TOL),
-    "bsdprocfs-fuse": (_LINUX_SHIM + _API_UNPRIVILEGED + (
+    "bsdprocfs-api": (_LINUX_SHIM + _API_UNPRIVILEGED + _KERNEL_FLOOR, _LINUX_SHIM_TOL),
+    "bsdprocfs-fuse": (_LINUX_SHIM + _API_UNPRIVILEGED + _KERNEL_FLOOR + (
         Divergence("tree::test_read_directory",
                    "Linux VFS answers read(2) on a directory with EISDIR before FUSE sees "
                    "it, as FreeBSD 13+ does; FreeBSD 10's pseudofs said EINVAL",
