@@ -53,7 +53,7 @@ from typing import Any
 MAX_MESSAGE = 4 << 20
 #: distinct credential sets served at once; past it an idle worker is retired
 MAX_WORKERS = 64
-#: requests a worker runs at once (each on its own thread); past it: EAGAIN
+#: requests a worker runs at once; past it: EBUSY (the errno FreeBSD gives a busy tracee)
 MAX_INFLIGHT = 128
 #: nodes whose Linux source is guarded by a ptrace access mode check
 GUARDED = frozenset(("regs", "fpregs", "dbregs", "mem", "ctl", "map", "file", "exe"))
@@ -392,7 +392,7 @@ class Boundary:
                 idle = sorted((x for x in self.workers.values() if x.handles <= 0),
                               key=lambda x: x.last_used)
                 if not idle:
-                    raise OSError(35, "too many distinct caller credentials")   # EAGAIN
+                    raise OSError(16, "too many distinct caller credentials")   # EBUSY
                 old = idle[0]
                 self.workers.pop(old.creds, None)
                 threading.Thread(target=old.stop, daemon=True).start()
@@ -683,7 +683,7 @@ class _WorkerServer:
                     self.inflight += 1
                     self.flags[msg["id"]] = False
             if busy:
-                send_msg(self.sock, {"id": msg["id"], "err": 35, "msg": "busy"}, self.lock)
+                send_msg(self.sock, {"id": msg["id"], "err": 16, "msg": "busy"}, self.lock)
             elif op == "write":
                 # only a write (a ctl word: wait may block for long) gets a thread of its
                 # own; everything else is bounded and served in order, here
