@@ -67,6 +67,23 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
      "it; writes persist in an overlay keyed by (pid, start time) for the image they "
      "were written for: an exec resets it, as FreeBSD does"),
     ("file/exe", "target", EXACT, "readlink /proc/PID/exe; ENOENT when the binary was deleted"),
+    ("P_SUGID", "attr modes, candebug", APPROX, "no Linux flag; set when the kernel shows a "
+     "credential change (FreeBSD's setsugid() callers: set*id/setgroups changing an id, a "
+     "set-id exec): differing real/effective/saved uids or gids; non-dumpable (credential "
+     "change, set-id or file-capability exec, PR_SET_DUMPABLE 0: /proc/PID turns "
+     "root-owned); any inheritable, permitted, effective or ambient capability of a task "
+     "with no uid 0 (file capabilities, setpriv --ambient-caps). FreeBSD clears it at a "
+     "plain exec; Linux keeps the capabilities that survive it, so we keep P_SUGID. A "
+     "uid-0 task that dropped capabilities is not P_SUGID (only root passes its modes)"),
+    ("access", "the kernel's floor", APPROX, "ptrace-guarded nodes (regs fpregs dbregs mem "
+     "ctl: ATTACH; map, file, exe: READ_FSCREDS; etype/osrel read the image /proc/PID/exe "
+     "leads to) of a caller less privileged than the daemon run in a worker process holding "
+     "exactly the caller's ids, groups and capability sets (ptrace/boundary.py), so Linux "
+     "decides and a traced set-id exec gains nothing; FreeBSD's rules apply on top. Hence "
+     "EACCES for file/exe/etype and EPERM for map/mem where FreeBSD would answer (another "
+     "uid, a supplementary-only gid). Cost: first use of a credential set ~120 ms (a fresh "
+     "interpreter), then ~80 us per operation (IPC round trip). Not yet behind it: status "
+     "wmesg, read as root from /proc/PID/wchan (READ_FSCREDS-guarded on Linux)"),
     ("FUSE mount", "stat owner, mode", APPROX, "stat(2) through the mount may be served from "
      "the daemon's 50 ms attribute cache (existence stays exact via pidfds), and fstat of an "
      "open fd from the kernel's 1 s attr cache: a credential change can show late by that "

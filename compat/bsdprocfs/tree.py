@@ -269,6 +269,20 @@ class ProcTree:
             return None
         return b.worker_for(reader, pid, self.backend.debugger.traced_by_us(pid))
 
+    def guarded_status(self, p: Any, reader: Reader, extras: bool) -> Any:
+        """The status record for a caller who is not root, or None (root: ours as is).
+        Its wait channel and UTS namespace come from ptrace-guarded files, which the
+        caller's worker reads: Linux shows it 0 (nochan) and no namespace ('-') where it
+        may not ptrace-read the target, as it would show the caller itself."""
+        b = self.boundary
+        if b is None or reader.uid == 0 or getattr(self.backend, "name", "") != "linux":
+            return None
+        w = b.worker_for(reader, p.ident.pid, False)
+        if w is None:
+            return None
+        g = b.guarded_status(w, p.ident.pid, p.ident.start_ticks)
+        return self.backend.status(p, extras=extras, guarded=g)
+
     def image_gate(self, name: str, p: Any, reader: Reader) -> None:
         """etype/osrel read the executable: only for a caller the kernel lets follow
         /proc/PID/exe (the worker tries; EACCES otherwise)."""
@@ -376,7 +390,9 @@ class ProcTree:
         self.image_gate(name, p, reader)
         if node.rd and not node.raw and name != "map" and offset >= 0:
             # a plain text node: Handle.read_from's own path, minus the Handle
-            data = self._renders[name](self._render_fills[name](p), self.profile)
+            rec = self.guarded_status(p, reader, False) if name == "status" else None
+            data = self._renders[name](rec if rec is not None else self._render_fills[name](p),
+                                       self.profile)
             if size < 0 and offset == 0 and len(data) < PFS_MAXBUFSIZ:
                 return data                  # the whole node: no copies
             data = data[: PFS_MAXBUFSIZ - 1]
@@ -395,9 +411,17 @@ class ProcTree:
             return FileRecord(self.readlink([str(p.ident.pid), node.name], reader))
         if reader is not None:
             self.image_gate(node.name, p, reader)
+            if node.name == "status":
+                rec = self.guarded_status(p, reader, True)
+                if rec is not None:
+                    return rec
         return self._fills[node.name](p)
 
-    def render(self, node: Node, p: Any) -> bytes:
+    def render(self, node: Node, p: Any, reader: Reader | None = None) -> bytes:
+        if node.name == "status" and reader is not None:
+            rec = self.guarded_status(p, reader, False)
+            if rec is not None:
+                return self._renders["status"](rec, self.profile)
         if node.name == "map" and self._map_bytes is not None:
             data = self._map_bytes(p)
             if data is not None:
@@ -507,7 +531,7 @@ class Handle:
         if node.name == "map":
             self._candebug(p)     # procfs_domap re-checks p_candebug
         self.tree.image_gate(node.name, p, self.reader)
-        data = self.tree.render(node, p)[: PFS_MAXBUFSIZ - 1]
+        data = self.tree.render(node, p, self.reader)[: PFS_MAXBUFSIZ - 1]
         end = len(data) if size < 0 else offset + size
         return data[offset:end]
 

@@ -318,8 +318,12 @@ class LinuxBackend:
         t.join(2.0)
         return out[0] if out else None
 
-    def status(self, p: LinuxProc, extras: bool = True) -> StatusRecord:
-        """extras=False skips the ProcExtras extension (the status line never prints it)."""
+    def status(self, p: LinuxProc, extras: bool = True,
+               guarded: tuple[bytes | None, int] | None = None) -> StatusRecord:
+        """extras=False skips the ProcExtras extension (the status line never prints it).
+        guarded: (wchan, UTS inode) as the caller may read them (/proc/PID/wchan and
+        ns/uts are ptrace-guarded on Linux): the credential worker's reading, used
+        instead of ours."""
         f = p.f
         ident = p.ident
         c = ident.creds
@@ -329,7 +333,11 @@ class LinuxBackend:
         # the leader's pid, or 0 once the leader is gone (FreeBSD clears s_leader)
         sid = f[3]
         total, wchan, uts, leader_alive = facts.status_io(
-            self.root, pid, f[17], state != "R", not ident.system, sid, self.by_pid)
+            self.root, pid, f[17], state != "R" and guarded is None,
+            not ident.system and guarded is None, sid, self.by_pid)
+        if guarded is not None:
+            wchan = guarded[0] if state != "R" else None
+            uts = guarded[1] if not ident.system else -1
         if sid != pid and not leader_alive:
             sid = 0
         utime, stime = self.cpu_times(p, total)
@@ -352,6 +360,12 @@ class LinuxBackend:
                 "0" if wchan is None else wchan.decode("ascii", "replace"), state),
             c.euid, c.ruid, c.rgid, (c.egid, *c.groups),
             None if uts in (-1, self._own_uts) else self.jail(p, uts), ext)
+
+    def guarded_status(self, pid: int) -> tuple[bytes | None, int]:
+        """The ptrace-guarded parts of status, read with this process's credentials
+        (the worker's): Linux prints 0 for a wchan we may not see, and refuses ns/uts."""
+        _t, wchan, uts, _a = facts.status_io(self.root, pid, 1, True, True, 0, self.by_pid)
+        return wchan, uts
 
     def _tgid(self, tid: int) -> int:
         """TracerPid is a thread id; FreeBSD names processes."""

@@ -57,6 +57,9 @@ MAX_WORKERS = 64
 MAX_INFLIGHT = 128
 #: nodes whose Linux source is guarded by a ptrace access mode check
 GUARDED = frozenset(("regs", "fpregs", "dbregs", "mem", "ctl", "map", "file", "exe"))
+#: status reads two ptrace-guarded files (wchan, ns/uts): a caller who is not root gets
+#: them as the worker reads them
+STATUS = "status"
 #: nodes rendered from the executable itself (its ELF brand and note): the daemon reads
 #: the image only once the worker could follow /proc/PID/exe to that very file
 IMAGE = frozenset(("etype", "osrel"))
@@ -464,6 +467,14 @@ class Boundary:
         if got != [st.st_dev, st.st_ino]:
             raise OSError(5, "the executable changed under the request")
 
+    def guarded_status(self, w: Worker, pid: int, start: int) -> tuple[bytes | None, int]:
+        """status's ptrace-guarded sources (wchan, the UTS namespace) as the caller would
+        read them."""
+        got = w.call("status", pid=pid, start=start)
+        if not (isinstance(got, list) and len(got) == 2 and isinstance(got[1], int)):
+            raise OSError(5, "bad reply")
+        return (None if got[0] is None else unb64(got[0])), got[1]
+
     def shutdown(self) -> None:
         with self._lock:
             workers, self.workers = list(self.workers.values()), {}
@@ -633,6 +644,11 @@ class _WorkerServer:
             self._start_check(msg["pid"], msg["start"])
             return b64(tree.read(msg["pid"], msg["node"], self.reader(msg["reader"]),
                                  msg["size"], msg["offset"]))
+        if op == "status":
+            # no start check: whatever process holds the pid now, the worker reads only
+            # what its caller could read of it directly
+            wchan, uts = tree.backend.guarded_status(int(msg["pid"]))
+            return [None if wchan is None else b64(wchan), uts]
         if op == "exe":
             self._start_check(msg["pid"], msg["start"])
             try:
