@@ -265,3 +265,44 @@ def test_root_without_cap_sys_ptrace_gets_only_what_the_kernel_gives_it():
     finally:
         t.kill()
         t.wait()
+
+
+WCHAN = r"""
+import json, sys
+mnt, pid = sys.argv[1], sys.argv[2]
+with open(f"/proc/{pid}/wchan") as f:
+    kernel = f.read()
+with open(f"{mnt}/{pid}/status") as f:
+    ours = f.read().split()[10]
+print(json.dumps({"kernel": kernel, "ours": ours}))
+"""
+
+
+def test_status_wait_channel_follows_the_kernel():
+    """/proc/PID/wchan is ptrace-guarded: nobody sees 0 for root's sleep, so its status
+    says nochan; root (and the owner) see nanslp."""
+    uid, gid = ensure_user()
+    root = subprocess.Popen(["sleep", "60"])
+    own = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                            "sleep", "60"])
+    try:
+        wait_for(lambda: proc_state(root.pid) == "S" and proc_state(own.pid) == "S"
+                 and task_creds(own.pid).uids[0] == uid)
+        with mounted() as m:
+            got = {}
+            for who, pid in (("root", root.pid), ("own", own.pid)):
+                r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}",
+                                    "--clear-groups", PLAIN_PYTHON, "-I", "-c", WCHAN, m.path,
+                                    str(pid)], capture_output=True, text=True, timeout=60,
+                                   cwd="/")
+                assert r.returncode == 0, r.stderr
+                got[who] = json.loads(r.stdout)
+            with open(f"{m.path}/{root.pid}/status") as f:
+                as_root = f.read().split()[10]
+        assert got["root"] == {"kernel": "0", "ours": "nochan"}, got
+        assert got["own"]["kernel"] != "0" and got["own"]["ours"] == "nanslp", got
+        assert as_root == "nanslp"
+    finally:
+        for p in (root, own):
+            p.kill()
+            p.wait()

@@ -32,7 +32,8 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
      "live threads, which misses exited ones. Total within 20 ms of getrusage"),
     ("status", "wmesg", APPROX, "/proc/PID/wchan kernel symbol mapped to a FreeBSD wmesg "
      "(nanslp, wait, piperd, ttyin, select, kqread, uwait, ...); unknown symbols print their "
-     "first 8 bytes; running -> nochan"),
+     "first 8 bytes; running -> nochan; nochan for a non-root caller Linux hides the "
+     "wchan from (it may not ptrace-read the target)"),
     ("status", "euid ruid rgid,groups", EXACT, "/proc/PID/status Uid/Gid/Groups, egid first "
      "(FreeBSD <= 14 cr_groups layout)"),
     ("status", "jail", APPROX, "the UTS-namespace hostname when the target's uts namespace "
@@ -82,8 +83,9 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
      "decides and a traced set-id exec gains nothing; FreeBSD's rules apply on top. Hence "
      "EACCES for file/exe/etype and EPERM for map/mem where FreeBSD would answer (another "
      "uid, a supplementary-only gid). Cost: first use of a credential set ~120 ms (a fresh "
-     "interpreter), then ~80 us per operation (IPC round trip). Not yet behind it: status "
-     "wmesg, read as root from /proc/PID/wchan (READ_FSCREDS-guarded on Linux)"),
+     "interpreter), then 80-190 us per operation (IPC round trip, loaded 2-core VM). status "
+     "of a non-root caller takes its wchan and UTS namespace (READ_FSCREDS-guarded) from "
+     "its worker. A uid-0 caller lacking capabilities still gets those two from us"),
     ("FUSE mount", "stat owner, mode", APPROX, "stat(2) through the mount may be served from "
      "the daemon's 50 ms attribute cache (existence stays exact via pidfds), and fstat of an "
      "open fd from the kernel's 1 s attr cache: a credential change can show late by that "
