@@ -159,7 +159,7 @@ def test_worker_holds_exactly_the_callers_credentials_and_dies_with_the_daemon()
             wait_for(lambda: proc_state(tgid) in ("gone", "Z"), 10)
             with open(f"/proc/{info['child']}/status") as f:
                 assert "TracerPid:\t0\n" in f.read()
-            assert proc_state(info["child"]) == "S"
+            wait_for(lambda: proc_state(child) == "S", 5)    # running its sleep again
         finally:
             p.kill()
             p.wait()

@@ -339,6 +339,10 @@ class Boundary:
         self.profile = profile
         self.fast_map = fast_map
         self.own = own_creds()
+        o = self.own.caps
+        #: a caller whose status holds these is root with every capability we hold
+        self._root_marks = (b"\nUid:\t0\t0\t0\t0\n",
+                            b"\nCapPrm:\t%016x\nCapEff:\t%016x\n" % (o[1], o[2]))
         self.workers: dict[Creds, Worker] = {}
         self._lock = threading.Lock()
         self._spawnq: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -352,7 +356,15 @@ class Boundary:
         tid = getattr(reader, "tid", 0)
         if tid:
             try:
-                c = task_creds(tid)
+                fd = os.open(f"/proc/{tid}/status", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    text = os.read(fd, 16384)
+                finally:
+                    os.close(fd)
+                if reader.uid == 0 and self._root_marks[0] in text \
+                        and self._root_marks[1] in text:
+                    return None  # root with all of our capabilities: the common fast case
+                c = parse_status(text)
             except (OSError, ValueError):
                 raise OSError(13, "the caller's credentials are unreadable") from None  # EACCES
             if c.uids[3] != reader.uid or c.gids[3] != reader.gid:
