@@ -187,6 +187,11 @@ def test_ipc_round_trip_cost(capsys):
         them = Reader(os.getpid() + 100000, uid, gid, ())
         fs.write(t.pid, "ctl", b"attach", reader=them)
         fs.write(t.pid, "ctl", b"wait", reader=them)
+        with open(f"/proc/{t.pid}/status") as f:
+            tid = int(f.read().split("TracerPid:")[1].split()[0])
+        with open(f"/proc/{tid}/status") as f:
+            tgid = int(f.read().split("Tgid:")[1].split()[0])
+        assert tgid != os.getpid()      # traced by the reader's worker, not by us
         out = {}
         for who, r in (("worker", them),):
             for node, kw in (("regs", {}), ("mem", {"offset": addr, "size": 8})):
