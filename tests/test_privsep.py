@@ -311,3 +311,60 @@ def test_status_wait_channel_follows_the_kernel():
         for p in (root, own):
             p.kill()
             p.wait()
+
+
+KILL_WORKER = r"""
+import json, os, signal, sys, time
+mnt, pid, daemon = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def map_len():
+    try:
+        with open(f"{mnt}/{pid}/map", "rb") as f:
+            return len(f.read())
+    except OSError as e:
+        return -e.errno
+first = map_len()
+def worker(n):
+    try:
+        with open(f"/proc/{n}/stat", "rb") as f:
+            ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        with open(f"/proc/{n}/status", "rb") as f:
+            ruid = int(f.read().split(b"Uid:")[1].split()[0])
+        return ppid == daemon and ruid == os.getuid()
+    except (OSError, ValueError, IndexError):
+        return False
+mine = [int(n) for n in os.listdir("/proc") if n.isdigit() and worker(n)]
+memerr = []
+for w in mine:
+    try:
+        os.close(os.open(f"/proc/{w}/mem", os.O_RDONLY))
+        memerr.append(0)
+    except OSError as e:
+        memerr.append(e.errno)        # non-dumpable: its caller cannot read or ptrace it
+    os.kill(w, signal.SIGKILL)        # the caller may kill its own worker (same real uid)
+time.sleep(0.2)
+print(json.dumps({"first": first, "workers": len(mine), "again": map_len(), "mem": memerr}))
+"""
+
+
+def test_a_caller_killing_its_worker_gets_a_new_one():
+    """The worker is the caller's to kill (same real uid; non-dumpable, so not to
+    ptrace): the daemon keeps serving and the next request starts a fresh worker."""
+    uid, gid = ensure_user()
+    t = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                          "sleep", "60"])
+    try:
+        wait_for(lambda: proc_state(t.pid) == "S" and task_creds(t.pid).uids[0] == uid)
+        with mounted() as m:
+            r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}",
+                                "--clear-groups", PLAIN_PYTHON, "-I", "-c", KILL_WORKER,
+                                m.path, str(t.pid), str(m.pid)],
+                               capture_output=True, text=True, timeout=60, cwd="/")
+            assert r.returncode == 0, r.stderr
+            res = json.loads(r.stdout)
+            assert res["first"] > 0 and res["again"] == res["first"], res
+            assert res["workers"] == 1, res       # one worker per credential set
+            assert res["mem"] == [errno.EACCES], res
+            assert m.proc.poll() is None and "Traceback" not in m.log_text()
+    finally:
+        t.kill()
+        t.wait()
