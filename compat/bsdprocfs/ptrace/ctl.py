@@ -75,6 +75,9 @@ NO_LINUX_SIGNAL = {"emt": "SIGEMT does not exist on Linux"}
 MAX_WAITS_PER_CALLER = 64
 MAX_WAITS = 192
 WAIT_POLL = 0.05            # how often a blocked wait re-checks its interruption
+#: step answers only once the target is safe if we die: its trap parked, or its system
+#: call running with no trace flag armed (False: answer as soon as the step is issued)
+SAFE_STEP = True
 
 
 class WaitGate:
@@ -228,7 +231,8 @@ class Ctl:
         if self.arch == "amd64":
             t.stepping = True
             tr.resume(t, lx.sysemu_singlestep, 0)
-            tr.answer_early(True)
+            if not SAFE_STEP:
+                tr.answer_early(True)
             tr.wait_blocking(t)
             for _ in range(2):             # a pending group-stop re-trap runs nothing
                 if not t.stopped or t.event != lx.PTRACE_EVENT_STOP:
@@ -236,7 +240,10 @@ class Ctl:
                 tr.resume(t, lx.sysemu_singlestep, 0)
                 tr.wait_blocking(t)
             if not t.stopped or t.stopsig != lx.SYSCALL_TRAP:
-                tr.settle(t)               # the step trap, a signal stop, or exited
+                if SAFE_STEP:
+                    tr.park(t)             # answered once nothing is left armed
+                else:
+                    tr.settle(t)
                 return True
             lx.rewind_syscall(pid)
             tr.resume(t, lx.syscall_step, 0)

@@ -201,6 +201,13 @@ class Tracer:
                 if self._current is item:
                     self._current = None
                     lk.release()
+            if self._q.empty():
+                # idle: no trap stop waits for PARK_DELAY, so a SIGKILL of this
+                # process a moment after any request finds nothing to deliver
+                try:
+                    self.park_all()
+                except OSError:
+                    pass
 
     def answer_early(self, value: Any) -> None:
         """Hand the current request its result now and keep working on its behalf:
