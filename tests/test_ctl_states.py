@@ -238,15 +238,45 @@ def test_freebsd10_attacher_only(spin):
     a = Reader(os.getpid() + 200000, 0, 0, ())
     b = Reader(os.getpid() + 300000, 0, 0, ())
     ctl(fs10, spin.pid, "attach", reader=a)
-    ctl(fs10, spin.pid, "wait", reader=a)
+    _stopped_by_attach(spin.pid)
     for word in ("step", "run", "wait"):
         assert _err(ctl, fs10, spin.pid, word, reader=b) == errno.EBUSY, word
+    # 10.4's wait sleeps *while* its child is stopped, then EBUSY (!TRACE_WAIT_P)
+    h = fs10.open(spin.pid, "ctl", "w", reader=a)
+    h.timeout = 0.2
+    t0 = time.monotonic()
+    assert _err(h.write, b"wait") == errno.EINTR
+    assert 0.2 <= time.monotonic() - t0 < 2.0
     ctl(fs10, spin.pid, "step", reader=a)
     # a signal from a non-attacher is posted, not used to resume: still stopped
     ctl(fs10, spin.pid, "winch", reader=b)
     assert proc_state(spin.pid) == "t"
     ctl(fs10, spin.pid, "run", reader=a)
     ctl(fs10, spin.pid, "detach", reader=b)               # detach: no attacher rule
+    assert wait_state(spin.pid, "RS") in "RS" and tracer_pid(spin.pid) == 0
+
+
+def _stopped_by_attach(pid: int) -> None:
+    """Under freebsd-10 "wait" cannot wait for attach's stop: poll for it."""
+    deadline = time.monotonic() + 5
+    t = get_debugger().tracer.targets.get(pid)
+    while time.monotonic() < deadline:
+        get_debugger().tracer.call(lambda: t is not None and get_debugger().tracer.refresh(t))
+        if t is not None and t.stopped:
+            return
+        time.sleep(0.005)
+    pytest.fail("attach's stop never came")
+
+
+def test_freebsd10_wait_after_run_is_ebusy(spin):
+    """procfs_ctl.c 10.4: the loop ends when the child runs, then !TRACE_WAIT_P: EBUSY."""
+    fs10 = bsdprocfs.ProcFS(backend="linux", profile="freebsd-10")
+    a = Reader(os.getpid() + 200000, 0, 0, ())
+    ctl(fs10, spin.pid, "attach", reader=a)
+    _stopped_by_attach(spin.pid)
+    ctl(fs10, spin.pid, "run", reader=a)
+    assert _err(ctl, fs10, spin.pid, "wait", reader=a) == errno.EBUSY
+    ctl(fs10, spin.pid, "detach", reader=a)
     assert wait_state(spin.pid, "RS") in "RS" and tracer_pid(spin.pid) == 0
 
 
@@ -475,7 +505,7 @@ def test_dbregs_read_during_a_step_over_a_blocking_syscall_keeps_the_step(fs):
         wait_state(p.pid, "S")
         attach_stopped(fs, p.pid)
         _step_into_blocking_call(fs, p.pid)      # the restarted read(2)
-        assert get_debugger().tracer.targets[p.pid].step_pending
+        assert get_debugger().tracer.targets[p.pid].sysstep     # no trace flag armed
         assert fs.read(p.pid, "dbregs")
         assert proc_state(p.pid) in "RS"          # still in its read(2), not held by us
         assert p.stdin is not None

@@ -56,11 +56,16 @@ DOCUMENTED_ERRNOS = frozenset({
     errno.ENOENT, errno.EIO, errno.EBADF, errno.EINVAL, errno.EPERM, errno.EACCES,
     errno.EBUSY, errno.EFAULT, errno.EINTR, errno.ENAMETOOLONG, errno.ESRCH,
     errno.EOPNOTSUPP, errno.ENOTDIR, errno.EISDIR, errno.ENOTTY, errno.EROFS,
+    errno.EAGAIN,           # ctl wait past a caller's bound of blocking waits
 })
 MOUNT_OPTIONS: dict[str, Any] = {
     "allow_other": True, "default_permissions": True, "fsname": "procfs",
     "subtype": "bsdprocfs", "use_ino": True,
     "entry_timeout": 0, "attr_timeout": 1, "negative_timeout": 0,
+    # libfuse's worker threads (3.12+; default 10): above the tracer's bound on blocking
+    # ctl waits in all (ptrace/ctl.MAX_WAITS), so a blocked wait never takes the last
+    # thread that serves everyone else
+    "max_threads": 256,
 }
 
 

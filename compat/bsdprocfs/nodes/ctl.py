@@ -3,7 +3,7 @@
 The written sbuf, trailing isspace() trimmed, is compared byte-exactly
 (case-sensitive, NUL-inclusive, no prefixes) against the command table and
 then the signal-name table; anything else is EOPNOTSUPP.  This module is the
-grammar only; what a word does lives in debug.py.
+grammar only; what a word does lives in ptrace/ctl.py.
 """
 
 from __future__ import annotations

@@ -36,6 +36,10 @@ PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_LISTEN = 0x4208
 
+PTRACE_SYSCALL = 24
+PTRACE_GET_SYSCALL_INFO = 0x420E
+PTRACE_SYSCALL_INFO_ENTRY = 1
+PTRACE_SYSCALL_INFO_EXIT = 2
 PTRACE_SYSEMU_SINGLESTEP = 32          # x86 only
 PTRACE_O_TRACESYSGOOD = 0x01
 PTRACE_O_TRACEEXEC = 0x10
@@ -99,6 +103,29 @@ def singlestep(pid: int, sig: int = 0) -> None:
     ptrace(PTRACE_SINGLESTEP, pid, 0, sig)
 
 
+def syscall_step(pid: int, sig: int = 0) -> None:
+    """PTRACE_SYSCALL: run, stopping at the next system-call entry or exit.  How a step
+    runs a system call that may block: no trace flag is armed meanwhile, so if this
+    process dies, Linux's release (__ptrace_unlink clears SYSCALL_TRACE) leaves nothing
+    that traps; a syscall stop reports SIGTRAP|0x80 (TRACESYSGOOD), which the kernel
+    refuses to post as a signal if the tracee is released while stopped there."""
+    ptrace(PTRACE_SYSCALL, pid, 0, sig)
+
+
+class _SyscallInfo(ctypes.Structure):
+    _fields_ = (("op", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 3),
+                ("arch", ctypes.c_uint32), ("ip", ctypes.c_uint64), ("sp", ctypes.c_uint64),
+                ("nr_or_rval", ctypes.c_int64), ("args", ctypes.c_uint64 * 6))
+
+
+def syscall_info(pid: int) -> tuple[int, int]:
+    """At a syscall stop: (op, value): op ENTRY with the number, or EXIT with the
+    return value (PTRACE_GET_SYSCALL_INFO, Linux 5.3)."""
+    info = _SyscallInfo()
+    ptrace(PTRACE_GET_SYSCALL_INFO, pid, ctypes.sizeof(info), ctypes.addressof(info))
+    return int(info.op), int(info.nr_or_rval)
+
+
 def sysemu_singlestep(pid: int, sig: int = 0) -> None:
     """A single step that stops at the entry of a system call instead of running it."""
     if _ptrace(PTRACE_SYSEMU_SINGLESTEP, pid, None, sig or None) == -1:
@@ -117,7 +144,7 @@ def rewind_syscall(pid: int) -> None:
 
 #: -ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK: the return
 #: value of a system call that a stop interrupted and the kernel will restart
-_RESTART = {-512, -513, -514, -516}
+RESTART = _RESTART = frozenset({-512, -513, -514, -516})
 
 
 def syscall_restart_pending(pid: int) -> bool:
@@ -337,3 +364,31 @@ def pidfd_exited(pidfd: int) -> bool:
     p = select.poll()
     p.register(pidfd, select.POLLIN)
     return bool(p.poll(0))
+
+
+def tracer_pid(pid: int) -> int:
+    """TracerPid (a thread id) of /proc/PID/status, 0 when untraced or gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pending_unblocked(pid: int) -> int:
+    """The signal mask pending and not blocked for the thread ``pid`` (its own queue
+    and its process's), 0 when gone."""
+    pnd = blk = 0
+    try:
+        with open(f"/proc/{pid}/task/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith((b"SigPnd:", b"ShdPnd:")):
+                    pnd |= int(line.split()[1], 16)
+                elif line.startswith(b"SigBlk:"):
+                    blk = int(line.split()[1], 16)
+    except (OSError, ValueError):
+        return 0
+    return pnd & ~blk

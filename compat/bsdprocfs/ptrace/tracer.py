@@ -44,8 +44,10 @@ from . import linux as lx
 
 POLL_WAITING = 0.002        # waitpid(WNOHANG) period while a caller waits
 POLL_RUNNING = 0.25         # reaping period while traced targets run
+POLL_STOPPED = 0.1          # reaping period of stopped targets (a SIGKILL ends them)
 PARK_DELAY = 0.02           # idle time before signal-delivery stops are parked
 STEP_SPIN = 0.005           # how long a step spins for its trap before going slow
+EAGER_PARK = True           # park a step's trap stop at once when nothing else is queued
 
 
 @dataclass
@@ -62,6 +64,10 @@ class Target:
     attach_stop: bool = False           # the next interrupt stop is the one "attach" asked for
     stepping: bool = False              # a step answered early whose trap is being collected
     step_pending: bool = False          # resumed by PTRACE_SINGLESTEP, its trap not yet seen
+    sysstep: bool = False               # a step running a system call (PTRACE_SYSCALL)
+    sys_entered: bool = False           # ... whose real entry stop was seen
+    group_resumed: bool = False         # resumed by us from a group stop (detach: SIGCONT)
+    interrupting: bool = False          # our PTRACE_INTERRUPT is in flight
     forward: int = 0                    # a signal we posted to resume with: deliver its stop
     gen: int = 0                        # bumps on every stop
     transient: bool = False             # seized only for one read: detach at its first stop
@@ -140,10 +146,12 @@ class Tracer:
     def _timeout(self) -> float | None:
         if self._waiters:
             return POLL_WAITING
-        if any(not t.stopped for t in self.targets.values()):
-            return POLL_RUNNING
         if any(t.parkable for t in self.targets.values()):
             return PARK_DELAY
+        if self.targets:
+            # stopped ones too: a SIGKILLed tracee must be reaped at once, or its real
+            # parent's wait(2) hangs until this process exits
+            return POLL_STOPPED
         if self.attachers:
             return POLL_RUNNING
         return None
@@ -193,6 +201,13 @@ class Tracer:
                 if self._current is item:
                     self._current = None
                     lk.release()
+            if self._q.empty():
+                # idle: no trap stop waits for PARK_DELAY, so a SIGKILL of this
+                # process a moment after any request finds nothing to deliver
+                try:
+                    self.park_all()
+                except OSError:
+                    pass
 
     def answer_early(self, value: Any) -> None:
         """Hand the current request its result now and keep working on its behalf:
@@ -218,10 +233,13 @@ class Tracer:
                 # in a system call, e.g. waiting on this very daemon): let it go now, with
                 # a signal that stopped it delivered, so nothing stays stopped by us
                 self.targets.pop(t.pid, None)
+                real = event == 0 and 0 < sig < 65 and sig != signal.SIGTRAP
                 try:
-                    lx.detach(t.pid, sig if event == 0 and sig != signal.SIGTRAP else 0)
+                    lx.detach(t.pid, sig if real else 0)
                 except OSError:
                     pass
+                return
+            if t.sysstep and event == 0 and sig == lx.SYSCALL_TRAP and self._syscall_stop(t):
                 return
             if t.forward:
                 if event == 0 and sig == t.forward:
@@ -237,7 +255,7 @@ class Tracer:
                 lx.cont(t.pid, 0)
                 return
             t.stopped, t.stopsig, t.event, t.gen = True, sig, event, t.gen + 1
-            t.stepping = t.step_pending = False
+            t.stepping = t.step_pending = t.sysstep = False
             t.parked, t.trapno = False, None
             if event == lx.PTRACE_EVENT_STOP and sig in (signal.SIGSTOP, signal.SIGTSTP,
                                                          signal.SIGTTIN, signal.SIGTTOU):
@@ -254,9 +272,42 @@ class Tracer:
             self.targets.pop(t.pid, None)
             t.stopped = t.stepping = False
 
-    def refresh(self, t: Target) -> bool:
-        """waitpid(WNOHANG) a running target; True if its state changed."""
-        if t.stopped:
+    def _syscall_stop(self, t: Target) -> bool:
+        """A syscall stop of a step running a system call: pass it on (True) unless it
+        is the exit of the real call with its result, which completes the step (as
+        FreeBSD's trap after a system call: pc past the instruction, the result in
+        place).  An exit with a restart code means a signal or our interrupt cut the
+        call short: the kernel restarts it, so the step goes on."""
+        try:
+            op, val = lx.syscall_info(t.pid)
+        except OSError:
+            return False
+        if op == lx.PTRACE_SYSCALL_INFO_ENTRY:
+            t.sys_entered = True
+        elif op == lx.PTRACE_SYSCALL_INFO_EXIT and t.sys_entered and val not in lx.RESTART:
+            t.stopped, t.stopsig, t.event, t.gen = True, signal.SIGTRAP, 0, t.gen + 1
+            t.stepping = t.step_pending = t.sysstep = t.sys_entered = False
+            # a syscall stop is already safe if we die (SIGTRAP|0x80 is never posted)
+            t.parked, t.trapno = True, lx.T_TRCTRAP
+            return True
+        elif op == lx.PTRACE_SYSCALL_INFO_EXIT and t.sys_entered and t.interrupting:
+            # our interrupt cut the call short: this stop is the interrupt's own ("any
+            # trap clears pending STOP trap", kernel/signal.c), the call restarts on resume
+            t.stopped, t.stopsig, t.event, t.gen = True, signal.SIGTRAP, lx.PTRACE_EVENT_STOP, \
+                t.gen + 1
+            t.stepping = t.step_pending = t.sysstep = t.sys_entered = False
+            t.parked = True
+            return True
+        else:
+            # the emulated entry's own exit, or a call cut short to be restarted
+            t.sys_entered = False
+        lx.syscall_step(t.pid, 0)
+        return True
+
+    def refresh(self, t: Target, stopped_too: bool = False) -> bool:
+        """waitpid(WNOHANG) a running target (or, with stopped_too, one we hold stopped,
+        which only a SIGKILL can end); True if its state changed."""
+        if t.stopped and not stopped_too:
             return False
         try:
             pid, status = os.waitpid(t.pid, lx.WALL | os.WNOHANG)
@@ -294,7 +345,7 @@ class Tracer:
     def reap(self) -> None:
         changed = self._orphans() if self.attachers else False
         for t in list(self.targets.values()):
-            changed |= self.refresh(t)
+            changed |= self.refresh(t, stopped_too=True)
         if changed:
             with self.cond:
                 self.cond.notify_all()
@@ -318,6 +369,16 @@ class Tracer:
                 return False
             yld()
 
+    def pass_entry(self, t: Target, limit: float = 0.05) -> None:
+        """A step running a system call: spin until its entry stop is passed on (it is
+        immediate), so the target is back in its call rather than in a stop."""
+        deadline = time.monotonic() + limit
+        while t.sysstep and not t.sys_entered and not t.stopped and t.pid in self.targets:
+            if self.wait_stop(t, 0.0005) and (t.stopped or t.pid not in self.targets):
+                return
+            if time.monotonic() > deadline:
+                return
+
     def wait_blocking(self, t: Target) -> bool:
         """Blocking waitpid: only for a stop known to be microseconds away (a
         PTRACE_SYSEMU_SINGLESTEP, which never enters a system call)."""
@@ -335,8 +396,13 @@ class Tracer:
             how(t.pid, sig)
         except ProcessLookupError:
             self._gone(t)
+        if t.group_stop and t.stopped:
+            t.group_resumed = True
         t.stopped, t.parked = False, False
         t.step_pending = how is lx.singlestep
+        t.sysstep = how is lx.syscall_step
+        if t.sysstep:
+            t.sys_entered = False
 
     def resume_with(self, t: Target, sig: int) -> None:
         """PTRACE_CONT delivering sig.  Linux injects a signal only at a signal-delivery
@@ -374,10 +440,14 @@ class Tracer:
         # the interrupt's own event stop must not be passed on as the forward's companion.
         t.forward = 0
         lx.interrupt(t.pid)
+        t.interrupting = True
         deadline = time.monotonic() + limit
-        while not t.stopped and t.pid in self.targets and time.monotonic() < deadline:
-            if not self.wait_stop(t, 0.002):
-                time.sleep(0.001)
+        try:
+            while not t.stopped and t.pid in self.targets and time.monotonic() < deadline:
+                if not self.wait_stop(t, 0.002):
+                    time.sleep(0.001)
+        finally:
+            t.interrupting = False
         if t.stopped and t.event != lx.PTRACE_EVENT_STOP:
             t.swallow_trap = True
         return t.stopped
@@ -402,6 +472,16 @@ class Tracer:
         else:
             t.swallow_trap = True
 
+    def settle(self, t: Target) -> None:
+        """Right after a step's trap: park it at once unless the caller's next request
+        is already queued, so the window in which our death would deliver the trap's
+        SIGTRAP is the stepping itself, not PARK_DELAY of idleness."""
+        if EAGER_PARK and t.parkable and self._q.empty():
+            try:
+                self.park(t)
+            except OSError:
+                pass
+
     def park_all(self) -> None:
         for t in list(self.targets.values()):
             try:
@@ -410,15 +490,26 @@ class Tracer:
                 continue
 
     # ------------------------------------------------------------ release
-    def release(self, t: Target, disarm: bool = False) -> None:
-        """Detach whatever the state: stop it first (Linux needs a stopped tracee), keep
-        a pending real signal, resume a group stop with SIGCONT (FreeBSD's detach
-        resumes the process).  disarm (shutdown only): clear the hardware breakpoints
-        first, which otherwise stay armed and would SIGTRAP the untraced process."""
-        if not t.stopped and not self.interrupt_stop(t):
+    def release(self, t: Target, disarm: bool = False, deliver: bool = True) -> None:
+        """Detach whatever the state, leaving the target as if never traced.
+
+        * Linux needs a stopped tracee: a running one is interrupted; one that cannot
+          stop now (a vfork parent, a call that ignores signals) is detached by the
+          loop at its first stop (``transient``), so detach never fails or blocks.
+        * A pending SIGTRAP is dropped first (procfs_ctl.c, PROCFS_CTL_DETACH:
+          "remove pending SIGTRAP, else the process will die").
+        * The stop signal of a signal-delivery stop is delivered when ``deliver``
+          (compat: what the process would have got untraced), else dropped
+          (procfs_ctl.c: "p->p_xstat = 0;" before every word but attach).
+        * A group stop we resumed it from (run/step/a signal word) is ended with
+          SIGCONT (FreeBSD's run: "p->p_flag &= ~P_STOPPED_SIG;"); one still in effect
+          is left to Linux, which keeps the process stopped, as it was.
+        * disarm (shutdown only): clear the hardware breakpoints first, which would
+          otherwise SIGTRAP the untraced process at their next hit.
+        PTRACE_DETACH itself clears the trace flag (ptrace_disable)."""
+        if not t.stopped and not self.interrupt_stop(t, 0.3):
             if t.pid in self.targets:
-                self.targets.pop(t.pid, None)
-                raise OSError(16, "tracee did not stop for detach")
+                t.transient = True           # record() detaches it at its first stop
             return
         if disarm and self.disarm is not None:
             try:
@@ -426,9 +517,16 @@ class Tracer:
             except OSError:
                 pass
         sig = 0
-        if t.event == 0 and t.stopsig not in (signal.SIGTRAP, signal.SIGSTOP):
+        if (deliver and t.event == 0 and 0 < t.stopsig < 65
+                and t.stopsig not in (signal.SIGTRAP, signal.SIGSTOP)):
             sig = t.stopsig
-        group = t.group_stop
+        if self._drop_sigtrap(t):
+            if t.pid not in self.targets:
+                return                       # it died meanwhile
+            if (deliver and t.event == 0 and 0 < t.stopsig < 65
+                    and t.stopsig not in (signal.SIGTRAP, signal.SIGSTOP)):
+                sig = t.stopsig              # a real signal came up first
+        group = t.group_resumed
         self.targets.pop(t.pid, None)
         try:
             lx.detach(t.pid, sig)
@@ -441,6 +539,30 @@ class Tracer:
                     os.kill(t.pid, signal.SIGCONT)
                     break
                 time.sleep(0.002)
+
+    def _drop_sigtrap(self, t: Target) -> bool:
+        """FreeBSD's sigqueue_delete_proc(p, SIGTRAP): Linux cannot delete a pending
+        signal, but a tracee dequeues it into a signal-delivery stop, where resuming
+        with 0 discards it.  So: continue from our stop until that stop (the kernel
+        dequeues before returning to user mode, so no instruction runs).  True if the
+        target was resumed for it (its new stop is in ``t``)."""
+        bit = 1 << (signal.SIGTRAP - 1)
+        resumed = False
+        for _ in range(4):
+            if not lx.pending_unblocked(t.pid) & bit:
+                return resumed
+            try:
+                self.resume(t, lx.cont, 0)
+            except TargetGone:
+                return True
+            resumed = True
+            if not self.wait_stop(t, 0.2) and not self.interrupt_stop(t, 0.3):
+                return True
+            if t.pid not in self.targets:
+                return True
+            if not (t.event == 0 and t.stopsig == signal.SIGTRAP):
+                return True                  # something else came first: leave it
+        return resumed
 
     def release_all(self) -> None:
         """The shutdown path (atexit, SIGTERM/SIGINT, unmount): nothing stays stopped,
