@@ -54,8 +54,8 @@ IMPLS: dict[str, tuple[tuple[Divergence, ...], dict[str, int]]] = {
     "bsdprocfs-fuse": (_LINUX_SHIM + (
         Divergence("tree::test_read_directory",
                    "Linux VFS answers read(2) on a directory with EISDIR before FUSE sees "
-                   "it, as FreeBSD 13+ does; FreeBSD 10's pseudofs said EINVAL",
-                   profiles=("freebsd-10",)),
+                   "it, as FreeBSD 13+ does; 10.x-12.x pseudofs said EINVAL",
+                   profiles=("freebsd-10", "freebsd-11", "freebsd-12")),
     ), _LINUX_SHIM_TOL),
     "other": ((), {}),
 }

@@ -78,7 +78,7 @@ class ProcFS:
         r = self._reader(reader)
         names = (self.tree.list_root(r) if pid is None
                  else self.tree.list_pid(self._pid(pid, r), r))
-        return names[2:]
+        return [n for n in names if n not in (".", "..")]
 
     def stat(self, pid: Pid | None = None, node: str | None = None,
              reader: Reader | None = None) -> Attr:

@@ -12,7 +12,7 @@ import os
 import stat as _stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .access import DEFAULT_POLICY, Policy, Reader, p_candebug, p_cansee
@@ -149,6 +149,8 @@ class ProcTree:
                  policy: Policy = DEFAULT_POLICY, fast_map: bool = False) -> None:
         self.backend = backend
         self.profile = get_profile(profile)
+        if self.profile.cansee_real_groups != policy.real_groups:
+            policy = replace(policy, real_groups=self.profile.cansee_real_groups)
         self.policy = policy
         self.fast_map = fast_map
         self.root_nodes = tuple(n for n in ROOT_NODES if n.present(self.profile))
@@ -176,7 +178,9 @@ class ProcTree:
         # the same bytes as render(record), which stays the reference and the record path
         map_bytes = getattr(backend, "map_bytes", None)
         self._map_bytes: Callable[[Any], bytes | None] | None = None
-        if map_bytes is not None:
+        if map_bytes is not None and self.profile.kvme_map_types:
+            # the compiled pass prints kvme-era OBJ_* flags; OBJT-era profiles render
+            # the record, whose flags Profile.map_flags translates (cite: map.flags.objt)
             names = tuple(self.profile.map_type_name(t).encode() for t in backend.map_types)
             self._map_bytes = lambda p: map_bytes(p, names, fast=self.fast_map)
         self._render_fills = dict(self._fills)
@@ -289,18 +293,27 @@ class ProcTree:
 
     # --------------------------------------------------------------- readdir
     def list_root(self, reader: Reader) -> list[str]:
-        names = [".", "..", *(n.name for n in self.root_nodes)]
+        """pfs_readdir of the root: the sibling list, with the <pid> template expanded to
+        the visible processes of allproc (newest first).  procfs_init creates curproc,
+        (self,) then the pid directory after pfs_fixup_dir's "." and "..": appended since
+        13 (cite: pfs.readdir.append), inserted at the head before (cite:
+        pfs.readdir.prepend), so 10.x-12.x list the pids, self, curproc, "..", "."."""
+        pids = []
         for pid in self.backend.pids():
             try:
                 self.proc(pid, reader)
             except ProcfsError:
                 continue
-            names.append(str(pid))
-        return names
+            pids.append(str(pid))
+        names = [".", "..", *(n.name for n in self.root_nodes)]
+        if self.profile.readdir_prepend:
+            return pids + names[::-1]
+        return names + pids
 
     def list_pid(self, pid: int, reader: Reader) -> list[str]:
         p = self.proc(pid, reader)
-        return [".", "..", *(n.name for n in self.pid_nodes if self.visible(n, p, reader))]
+        names = [".", "..", *(n.name for n in self.pid_nodes if self.visible(n, p, reader))]
+        return names[::-1] if self.profile.readdir_prepend else names
 
     # -------------------------------------------------------------- symlinks
     def readlink(self, parts: list[str], reader: Reader) -> str:
@@ -340,9 +353,10 @@ class ProcTree:
         if node.rd and not node.raw and name != "map" and offset >= 0:
             # a plain text node: Handle.read_from's own path, minus the Handle
             data = self._renders[name](self._render_fills[name](p), self.profile)
-            if size < 0 and offset == 0 and len(data) < PFS_MAXBUFSIZ:
+            limit = self.profile.read_limit      # cite: pfs.read.maxbufsiz
+            if size < 0 and offset == 0 and len(data) <= limit:
                 return data                  # the whole node: no copies
-            data = data[: PFS_MAXBUFSIZ - 1]
+            data = data[:limit]
             return data[offset:] if size < 0 else data[offset:offset + size]
         h = Handle(self, node, pid, p.ident.start_ticks, reader, p.ident)
         try:
@@ -464,7 +478,7 @@ class Handle:
             return self._read_raw(p, size, offset)
         if node.name == "map":
             self._candebug(p)     # procfs_domap re-checks p_candebug
-        data = self.tree.render(node, p)[: PFS_MAXBUFSIZ - 1]
+        data = self.tree.render(node, p)[: self.tree.profile.read_limit]
         end = len(data) if size < 0 else offset + size
         return data[offset:end]
 
@@ -490,7 +504,7 @@ class Handle:
         node = self.node
         if not node.wr:
             raise fail(EBADF, self.pid, node.name, "node is not writable")
-        if len(data) > PFS_MAXBUFSIZ:
+        if len(data) > PFS_MAXBUFSIZ and self.tree.profile.write_limit:  # cite: pfs.write.limit
             raise fail(EIO, self.pid, node.name, "write larger than 1 MiB")
         if offset < 0:
             raise fail(EINVAL, self.pid, node.name, "negative offset")
