@@ -23,7 +23,7 @@ class ProfileSpec:
     name: str
     has_ctl: bool            # cite: nodes.ctl.10, ctl.release.11, nodes.12
     has_self_exe: bool       # cite: nodes.self_exe
-    nlimits: int             # cite: rlimit.idents.*
+    nlimits: int             # cite: rlimit.idents.10, rlimit.idents.12, rlimit.idents.vmm
     kvme: bool               # cite: map.type.objt, map.type.kvme
     osreldate: tuple[int, int]
     has_ioctl: bool = False  # cite: ioctl.node, ioctl.release.11, nodes.13
@@ -35,6 +35,9 @@ class ProfileSpec:
     read_limit: int = (1 << 20) - 1
     #: chmod/chown/utimes: EOPNOTSUPP through 12.x, ignored later (cite: pfs.setattr)
     setattr_errno: int = 0
+    #: procfs_ctl.c's own wait on a traced target: sleep while it is stopped, then EBUSY
+    #: unless TRACE_WAIT_P (cite: ctl.wait); compat keeps "returns once stopped"
+    ctl_source_wait: bool = False
 
     @property
     def rlimit_idents(self) -> tuple[str, ...]:
@@ -75,9 +78,9 @@ _OLD = dict(prepend=True, read_dir_errno=errno.EINVAL, read_limit=128 * 1024,
 
 PROFILES = {p.name: p for p in (
     ProfileSpec("freebsd-10", True, False, 13, False, (1000000, 1099999), True,
-                **_OLD),  # type: ignore[arg-type]
+                ctl_source_wait=True, **_OLD),  # type: ignore[arg-type]
     ProfileSpec("freebsd-11", True, False, 15, False, (1100000, 1199999), True,
-                **_OLD),  # type: ignore[arg-type]
+                ctl_source_wait=True, **_OLD),  # type: ignore[arg-type]
     ProfileSpec("freebsd-12", False, False, 15, False, (1200000, 1299999), True,
                 **_OLD),  # type: ignore[arg-type]
     ProfileSpec("freebsd-13", False, False, 15, False, (1300000, 1399999)),
@@ -110,6 +113,27 @@ def osrel_write(data: bytes) -> int | None:
             return None
         osrel = ov
     return osrel
+
+
+# ------------------------------------------------------------------ mem ioctls
+#: sys/pioctl.h (cite: ioctl.numbers): number -> (name, bytes handed back); the _IOWINT
+#: requests (1, 2, 3, 5) take an int by value.
+PIOC = {1: ("PIOCBIS", 0), 2: ("PIOCBIC", 0), 3: ("PIOCSFL", 0), 4: ("PIOCWAIT", 32),
+        5: ("PIOCCONT", 0), 6: ("PIOCSTATUS", 32), 7: ("PIOCGFL", 4)}
+#: struct procfs_status on LP64: int, int, u_long, int (+pad), u_long (cite: ioctl.status)
+PROCFS_STATUS_FMT = "=iiQi4xQ"
+S_EXEC, S_SIG, S_SCE, S_SCX, S_EXIT = 0x01, 0x02, 0x04, 0x08, 0x20   # cite: ioctl.events
+PF_LINGER, PF_ISUGID = 0x01, 0x02                                     # cite: ioctl.flags
+
+
+def pioc_request(n: int, freebsd: bool) -> int:
+    """pioctl.h's request n encoded by FreeBSD's sys/ioccom.h (IOC_VOID 0x20000000 with
+    sizeof(int) for _IOWINT, IOC_OUT 0x40000000 for _IOR) or by Linux's
+    <asm-generic/ioctl.h> (_IO, and _IOR with direction bit 31)."""
+    out = PIOC[n][1]
+    if freebsd:
+        return (0x40000000 | out << 16 if out else 0x20000000 | 4 << 16) | ord("p") << 8 | n
+    return (2 << 30 | out << 16 if out else 0) | ord("p") << 8 | n
 
 
 #: OBJ_* bits (cite: map.flags.objt, map.flags.kvme)
@@ -172,11 +196,12 @@ def host_signal(name: str) -> int | None:
 
 def regset_sizes(machine: str | None = None) -> dict[str, int]:
     m = (machine or platform.machine()).lower()
-    if m in ("x86_64", "amd64"):
+    if m in ("x86_64", "amd64"):     # cite: reg.amd64, fpreg.amd64, dbreg.amd64
         return {"regs": 176, "fpregs": 512, "dbregs": 128}
     if m in ("aarch64", "arm64"):
-        return {"regs": 272, "fpregs": 528, "dbregs": 520}   # fpreg 528: UNVERIFIED padding
-    if m in ("i386", "i486", "i586", "i686"):
+        # fpreg 528: UNVERIFIED (missing: an arm64 reg.h read or compiler run)
+        return {"regs": 272, "fpregs": 528, "dbregs": 520}
+    if m in ("i386", "i486", "i586", "i686"):   # cite: reg.i386
         return {"regs": 76, "fpregs": 176, "dbregs": 32}
     return {}
 

@@ -93,8 +93,9 @@ def p_candebug(reader: Reader, target: ProcIdentity, policy: Policy = DEFAULT_PO
     """0 if the reader may debug the target, else the FreeBSD errno (EPERM/ESRCH).
 
     Mirrors kern_prot.c: the target's uids must all equal the reader's euid and
-    its gids be a subset of the reader's groups, and a P_SUGID target needs
-    privilege, as does any difference; root passes.
+    its gids be a subset of the reader's groups (cite: candebug.subset), and a
+    P_SUGID target needs privilege (cite: candebug.sugid), as does any difference;
+    root passes.
     """
     if reader.pid == target.pid:
         return 0

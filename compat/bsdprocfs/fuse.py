@@ -405,6 +405,28 @@ class Operations:
     def flush(self, path: str, fi: Any) -> int:
         return 0
 
+    @_op
+    def ioctl(self, path: str, cmd: int, arg: Any, fi: Any, flags: int, data: Any) -> int:
+        """ioctl(2) on an open node: the mem PIOC* requests (10.x-12.x profiles).  Linux's
+        FUSE copies _IOC_SIZE bytes in or out by its own encoding of the request;
+        _IOWINT requests carry their int in ``arg``."""
+        import ctypes
+
+        from .nodes import ioctl as n_ioctl
+        h = self._handle(fi)
+        if not hasattr(h, "ioctl"):
+            raise OSError(errno.ENOTTY, os.strerror(errno.ENOTTY))
+        req = cmd & 0xFFFFFFFF
+        value: Any = arg.value if hasattr(arg, "value") else arg
+        size = (req >> 16) & 0x3FFF
+        if (req >> 30) & 1 and data and size:           # Linux _IOC_WRITE: bytes in
+            value = ctypes.string_at(data, min(size, 64))
+        out = h.ioctl(req, value or 0)
+        n = n_ioctl.REQUESTS.get(req)
+        if out and data and n in n_ioctl.OUT_SIZE and (req >> 31) & 1:   # _IOC_READ
+            ctypes.memmove(data, out, min(len(out), size))
+        return 0
+
     def release(self, path: str, fi: Any) -> int:
         with self._lock:
             h = self._handles.pop(fi.fh, None)
@@ -462,6 +484,10 @@ class Operations:
 
 def shutdown_debugger(tree: ProcTree) -> None:
     """Detach every tracee (SIGTERM / unmount path): nothing stays stopped."""
+    try:
+        tree.close()                     # targets held for PIOC* stop events
+    except Exception:
+        log.exception("releasing stop-event targets failed")
     dbg = getattr(tree.backend, "_debugger", None)
     if dbg is None:
         return

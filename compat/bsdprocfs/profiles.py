@@ -2,8 +2,8 @@
 
 A profile only switches tables; it never selects a different code path.
 Every boundary names its citations (conformance/citations.toml, ``cites``);
-what the stored sources could not pin down is marked UNVERIFIED with what is
-missing, here and in ``bsdprocfs profiles`` output.
+what the stored sources could not pin down is kept as ``UNVERIFIED (missing: ...)``,
+here and in ``bsdprocfs profiles`` output.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ MAP_TYPES_KVME = ("vnode", "swap", "phys", "dead", "device", "unknown", "none")
 #: OBJ_* flags of the map's field 9.  kvme era (vm_object.h, 14+): OBJ_ANON 0x10 and
 #: OBJ_SWAP 0x200 (cite: map.flags.kvme); OBJT era (<= 13) the same bits meant
 #: OBJ_NOSPLIT and OBJ_TMPFS_NODE, and an anonymous default object carried
-#: OBJ_ONEMAPPING 0x2000 from _vm_object_allocate (cite: map.flags.objt).
+#: OBJ_ONEMAPPING 0x2000 from _vm_object_allocate (cite: map.flags.objt,
+#: map.flags.objt.alloc).
 OBJ_ANON, OBJ_SWAP = 0x10, 0x200
 OBJ_ONEMAPPING_OBJT = 0x2000
 
@@ -114,7 +115,7 @@ PROFILES: dict[str, Profile] = {
                 nlimits=15, kvme_map_types=False, ctl_attacher_only=True, has_ioctl=True,
                 **_OLD_PFS,  # type: ignore[arg-type]
                 notes=("node table from 10.4's procfs.c with 11.3's procfs_ctl.c and "
-                       "procfs_ioctl.c; 11.x procfs.c itself UNVERIFIED (not in the store)",
+                       "procfs_ioctl.c; UNVERIFIED (missing: 11.x procfs.c is not in the store)",
                        "pseudofs head insertion, MAXPHYS reads and EOPNOTSUPP setattr: "
                        "identical in 10.4 and 12.0, so 11.x between them"),
                 cites=("profile.11.release", "rlimit.idents.11", "ctl.release.11",
@@ -122,31 +123,33 @@ PROFILES: dict[str, Profile] = {
         Profile("freebsd-12", "12.0", 1200000, 1299999, has_ctl=False, has_self_exe=False,
                 nlimits=15, kvme_map_types=False, has_ioctl=True,
                 **_OLD_PFS,  # type: ignore[arg-type]
-                cites=("profile.12.release", "nodes.12", "rlimit.idents.12",
+                cites=("profile.12.release", "nodes.12", "ioctl.node", "rlimit.idents.12",
                        "pfs.readdir.prepend.12", "pfs.read.maxphys.12", "pfs.setattr.old.12")),
         Profile("freebsd-13", "13.5", 1300000, 1399999, has_ctl=False, has_self_exe=False,
                 nlimits=15, kvme_map_types=False,
                 notes=("mem lost its PIOC ioctls in 13-CURRENT (2020, before the vn_fullpath "
-                       "change): the 13.x release file itself UNVERIFIED",
+                       "change): UNVERIFIED (missing: a 13.x-tagged procfs.c)",
                        "pseudofs append order, 1 MiB reads and ignored setattr from the "
-                       "13/14-era tree; the 13.x release's own pseudofs UNVERIFIED"),
+                       "13/14-era tree: UNVERIFIED (missing: a 13.x-tagged pseudofs)",
+                       "read(2) of a directory EISDIR: UNVERIFIED (missing: vfs_vnops.c of "
+                       "13+, citation vfs.read_dir)"),
                 cites=("nodes.13", "rlimit.idents.12", "pfs.readdir.append", "map.type.objt.14cur",
                        "vfs.read_dir")),
         Profile("freebsd-14", "14.3", 1400000, 1499999, has_ctl=False, has_self_exe=True,
                 nlimits=16, kvme_map_types=True,
                 notes=("self/exe from PR #976 (Feb 2024, 14.1+); 14.0 lacks them",
-                       "pipebuf (16 lines): read from a 14.2-era main fork; the 14.2 boundary "
-                       "is from a ports patch, UNVERIFIED",
-                       "kvme map type names: the switch came after the 14-CURRENT tree with "
-                       "OBJT_SWAP_TMPFS; exact commit UNVERIFIED"),
+                       "pipebuf (16 lines): read from a 14.2-era main fork; the 14.2 boundary: "
+                       "UNVERIFIED (missing: a 14.2-tagged resource.h)",
+                       "kvme map type names: in main by 2023, after the 14-CURRENT tree with "
+                       "OBJT_SWAP_TMPFS: UNVERIFIED (missing: the switch commit)"),
                 cites=("nodes.self_exe", "rlimit.idents.pipebuf", "map.type.kvme",
                        "map.flags.kvme", "pfs.readdir.append")),
         Profile("freebsd-15", "15.0", 1500000, 1599999, has_ctl=False, has_self_exe=True,
                 nlimits=17, kvme_map_types=True, cansee_real_groups=True,
                 notes=("vmm ident read from a main-derived fork (bnovkov/freebsd-src)",
                        "egid kept first in the group list although 15.0 moved it out of "
-                       "cr_groups: a procfs_status.c after D51489 is UNVERIFIED (not in the "
-                       "store)"),
+                       "cr_groups: UNVERIFIED (missing: a procfs_status.c after D51489, "
+                       "citation status.groups.15)"),
                 cites=("nodes.self_exe", "rlimit.idents.vmm", "cansee.gids.15",
                        "map.type.kvme")),
         Profile("compat", "compat", 0, 0, has_ctl=True, has_self_exe=True,

@@ -204,7 +204,7 @@ def test_map_region(prof, rich, rich_map, region):
         assert e.type == "none" and e.path == b"-", "untouched anonymous: no object"
     else:
         # COW/NCOW of private anonymous memory is not asserted: vm_mmap's docow
-        # rule for MAP_ANON is UNVERIFIED in the spec
+        # rule for MAP_ANON is UNVERIFIED (missing: sys/vm/vm_mmap.c not read)
         assert e.type == prof.anon_type and e.path == b"-"
         assert e.resident >= 1
         if prof.kvme:        # an anonymous swap object (cite: map.flags.kvme)
