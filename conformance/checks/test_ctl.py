@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import shutil
 import signal
 import threading
 
@@ -16,6 +17,8 @@ from bsdprocfs_conformance.targets import read, write
 from bsdprocfs_conformance.util import expect_errno, need_ctl
 
 ctl = pytest.mark.procfs("ctl", "ctl")
+#: a group neither the test user nor the observer is in
+OTHER_GID = 43210
 STATES = ("running", "sleeping", "stopped", "traced", "self")
 #: errno per (state, word): attach EBUSY if traced, EINVAL on oneself (cite: ctl.attach);
 #: step/run need a stopped, traced child of the caller (cite: ctl.trace_wait); detach is a
@@ -234,3 +237,29 @@ def test_ctl_absent_without_profile(target, prof, pool):
         expect_errno(errno.ENOENT, target.lstat, f"{pool.get('sleeping').pid}/ctl")
 
 
+
+
+@ctl
+def test_ctl_signal_without_debug_rights(target, prof, pool, observer):
+    """procfs_doprocctl posts a signal word with no p_candebug (cite: ctl.candebug,
+    ctl.signal): the owner of a process whose groups it does not share (so p_candebug
+    fails) may still signal it through ctl, but not attach.  The Linux floor agrees:
+    kill(2) needs only the same real uid."""
+    need_ctl(prof)
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv is not installed")
+    uid, gid = pool.user
+    # the credentials are set before exec: no P_SUGID, one group the observer lacks
+    wrap = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={gid},{OTHER_GID}", ""]
+    s = pool.spawn("ctl-nodebug", {"catch": True}, wrap=wrap)
+    try:
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        s.cmd("clear")
+        res = observer.run([["write", f"{s.pid}/ctl", b"usr1".hex(), 0],
+                            ["write", f"{s.pid}/ctl", b"attach".hex(), 0]])["results"]
+        assert res[0] == {"ok": 4}, res
+        assert wait_for(lambda: signal.SIGUSR1 in s.cmd("sigs"), 5), "SIGUSR1 delivered"
+        assert res[1] == {"errno": errno.EPERM}, "attach still needs p_candebug"
+        assert host_state(s.pid) == "S", "attach changed nothing"
+    finally:
+        s.kill()
