@@ -127,7 +127,11 @@ def ctty() -> bool:
 def truth(spec: dict, extra: dict) -> dict:
     groups = os.getgroups()
     if not FREEBSD:
-        groups = [os.getegid()] + groups            # FreeBSD <= 14 cr_groups: egid first
+        # FreeBSD <= 14 cr_groups: the egid, then the rest of the setgroups list; Linux's
+        # list already holds the primary group, which FreeBSD keeps once as cr_groups[0]
+        # (cite: status.groups)
+        egid = os.getegid()
+        groups = [egid] + [g for g in groups if g != egid]
     ru = resource.getrusage(resource.RUSAGE_SELF)
     t = {"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgrp(), "sid": os.getsid(0),
          "ruid": os.getuid(), "euid": os.geteuid(), "rgid": os.getgid(), "egid": os.getegid(),

@@ -1,6 +1,6 @@
-"""FreeBSD procfs facts the checks compare against, written from the spec
-(/work/shared/spec/freebsd-procfs.md), independently of bsdprocfs's own tables,
-so the suite can judge bsdprocfs too.  UNVERIFIED spec points are marked."""
+"""FreeBSD procfs facts the checks compare against, written from FreeBSD's source
+(each rule names its entry in conformance/citations.toml), independently of
+bsdprocfs's own tables, so the suite can judge bsdprocfs too."""
 
 from __future__ import annotations
 
@@ -17,12 +17,27 @@ MAP_TYPES_KVME = ("vnode", "swap", "phys", "dead", "device", "unknown", "none")
 
 @dataclass(frozen=True)
 class ProfileSpec:
+    """What one release line does, each field from FreeBSD's source (the ids name
+    conformance/citations.toml entries)."""
+
     name: str
-    has_ctl: bool
-    has_self_exe: bool
-    nlimits: int
-    kvme: bool
+    has_ctl: bool            # cite: nodes.ctl.10, ctl.release.11, nodes.12
+    has_self_exe: bool       # cite: nodes.self_exe
+    nlimits: int             # cite: rlimit.idents.10, rlimit.idents.12, rlimit.idents.vmm
+    kvme: bool               # cite: map.type.objt, map.type.kvme
     osreldate: tuple[int, int]
+    has_ioctl: bool = False  # cite: ioctl.node, ioctl.release.11, nodes.13
+    #: pfs_add_node inserted at the head through 12.x (cite: pfs.readdir.prepend)
+    prepend: bool = False
+    #: read(2) of a directory (cite: pfs.read.notreg, vfs.read_dir)
+    read_dir_errno: int = errno.EISDIR
+    #: the most bytes a non-raw read returns (cite: pfs.read.maxphys, pfs.read.maxbufsiz)
+    read_limit: int = (1 << 20) - 1
+    #: chmod/chown/utimes: EOPNOTSUPP through 12.x, ignored later (cite: pfs.setattr)
+    setattr_errno: int = 0
+    #: procfs_ctl.c's own wait on a traced target: sleep while it is stopped, then EBUSY
+    #: unless TRACE_WAIT_P (cite: ctl.wait); compat keeps "returns once stopped"
+    ctl_source_wait: bool = False
 
     @property
     def rlimit_idents(self) -> tuple[str, ...]:
@@ -39,21 +54,40 @@ class ProfileSpec:
 
     @property
     def root_nodes(self) -> tuple[str, ...]:
-        return ("curproc", "self") if self.has_self_exe else ("curproc",)
+        """The root's static nodes in readdir order (without "." and "..")."""
+        nodes = ("curproc", "self") if self.has_self_exe else ("curproc",)
+        return nodes[::-1] if self.prepend else nodes
 
     @property
     def pid_nodes(self) -> tuple[str, ...]:
-        return tuple(n.name for n in PID_NODES if n.present(self))
+        """A process directory's nodes in readdir order (without "." and "..")."""
+        nodes = tuple(n.name for n in PID_NODES if n.present(self))
+        return nodes[::-1] if self.prepend else nodes
 
+    def readdir(self, static: tuple[str, ...], pids: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """A whole readdir (with "." and ".."): creation order is ".", "..", the static
+        nodes, then the procdir (expanded to pids); head insertion reverses it."""
+        order = (".", "..", *(n for n in static))
+        if self.prepend:
+            return (*pids, *order[::-1])
+        return (*order, *pids)
+
+
+_OLD = dict(prepend=True, read_dir_errno=errno.EINVAL, read_limit=128 * 1024,
+            setattr_errno=errno.EOPNOTSUPP)
 
 PROFILES = {p.name: p for p in (
-    # 10.4 rlimits end at kqueues (UNVERIFIED release of kqueues/umtx).
-    ProfileSpec("freebsd-10", True, False, 14, False, (1000000, 1099999)),
+    ProfileSpec("freebsd-10", True, False, 13, False, (1000000, 1099999), True,
+                ctl_source_wait=True, **_OLD),  # type: ignore[arg-type]
+    ProfileSpec("freebsd-11", True, False, 15, False, (1100000, 1199999), True,
+                ctl_source_wait=True, **_OLD),  # type: ignore[arg-type]
+    ProfileSpec("freebsd-12", False, False, 15, False, (1200000, 1299999), True,
+                **_OLD),  # type: ignore[arg-type]
     ProfileSpec("freebsd-13", False, False, 15, False, (1300000, 1399999)),
-    # self/exe 14.1+, pipebuf 14.2+ (UNVERIFIED boundaries): profile = newest 14.x.
+    # self/exe 14.1+, pipebuf 14.2+: the profile is the newest 14.x.
     ProfileSpec("freebsd-14", False, True, 16, True, (1400000, 1499999)),
     ProfileSpec("freebsd-15", False, True, 17, True, (1500000, 1599999)),
-    ProfileSpec("compat", True, True, 17, True, (0, 0)),
+    ProfileSpec("compat", True, True, 17, True, (0, 0), True),
 )}
 
 
@@ -61,8 +95,50 @@ def profile_for_osreldate(osreldate: int) -> str:
     for p in PROFILES.values():
         if p.osreldate[0] <= osreldate <= p.osreldate[1]:
             return p.name
-    return "freebsd-15" if osreldate >= 1600000 else "freebsd-13" if osreldate >= 1100000 \
-        else "freebsd-10"
+    return "freebsd-15" if osreldate >= 1600000 else "freebsd-10"
+
+
+def osrel_write(data: bytes) -> int | None:
+    """procfs_doosrel's write loop over a C int (cite: osrel.write): the value stored,
+    or None for EINVAL.  The overflow test is ``ov < osrel`` after a wrapping
+    multiply, so some overflowing inputs are accepted with the wrapped value."""
+    text = data.rstrip(b" \t\n\v\f\r")
+    osrel = 0
+    for c in text:
+        if not 0x30 <= c <= 0x39:
+            return None
+        ov = (osrel * 10 + c - 0x30) & 0xFFFFFFFF
+        ov = ov - (1 << 32) if ov >= 1 << 31 else ov
+        if ov < osrel:
+            return None
+        osrel = ov
+    return osrel
+
+
+# ------------------------------------------------------------------ mem ioctls
+#: sys/pioctl.h (cite: ioctl.numbers): number -> (name, bytes handed back); the _IOWINT
+#: requests (1, 2, 3, 5) take an int by value.
+PIOC = {1: ("PIOCBIS", 0), 2: ("PIOCBIC", 0), 3: ("PIOCSFL", 0), 4: ("PIOCWAIT", 32),
+        5: ("PIOCCONT", 0), 6: ("PIOCSTATUS", 32), 7: ("PIOCGFL", 4)}
+#: struct procfs_status on LP64: int, int, u_long, int (+pad), u_long (cite: ioctl.status)
+PROCFS_STATUS_FMT = "=iiQi4xQ"
+S_EXEC, S_SIG, S_SCE, S_SCX, S_EXIT = 0x01, 0x02, 0x04, 0x08, 0x20   # cite: ioctl.events
+PF_LINGER, PF_ISUGID = 0x01, 0x02                                     # cite: ioctl.flags
+
+
+def pioc_request(n: int, freebsd: bool) -> int:
+    """pioctl.h's request n encoded by FreeBSD's sys/ioccom.h (IOC_VOID 0x20000000 with
+    sizeof(int) for _IOWINT, IOC_OUT 0x40000000 for _IOR) or by Linux's
+    <asm-generic/ioctl.h> (_IO, and _IOR with direction bit 31)."""
+    out = PIOC[n][1]
+    if freebsd:
+        return (0x40000000 | out << 16 if out else 0x20000000 | 4 << 16) | ord("p") << 8 | n
+    return (2 << 30 | out << 16 if out else 0) | ord("p") << 8 | n
+
+
+#: OBJ_* bits (cite: map.flags.objt, map.flags.kvme)
+OBJ_NOSPLIT_OBJT, OBJ_TMPFS_NODE_OBJT, OBJ_ONEMAPPING_OBJT = 0x10, 0x200, 0x2000
+OBJ_ANON, OBJ_SWAP = 0x10, 0x200
 
 
 @dataclass(frozen=True)
@@ -120,11 +196,12 @@ def host_signal(name: str) -> int | None:
 
 def regset_sizes(machine: str | None = None) -> dict[str, int]:
     m = (machine or platform.machine()).lower()
-    if m in ("x86_64", "amd64"):
+    if m in ("x86_64", "amd64"):     # cite: reg.amd64, fpreg.amd64, dbreg.amd64
         return {"regs": 176, "fpregs": 512, "dbregs": 128}
     if m in ("aarch64", "arm64"):
-        return {"regs": 272, "fpregs": 528, "dbregs": 520}   # fpreg 528: UNVERIFIED padding
-    if m in ("i386", "i486", "i586", "i686"):
+        # fpreg 528: UNVERIFIED (missing: an arm64 reg.h read or compiler run)
+        return {"regs": 272, "fpregs": 528, "dbregs": 520}
+    if m in ("i386", "i486", "i586", "i686"):   # cite: reg.i386
         return {"regs": 76, "fpregs": 176, "dbregs": 32}
     return {}
 

@@ -238,7 +238,8 @@ class Pool:
         # status prints the jail's *name* on FreeBSD (prison_name) and, on the Linux
         # shim, the UTS hostname: use one unique value for both (one jail per worker)
         name = f"bsdpfs-conf-{os.getpid()}"
-        if FREEBSD:          # UNVERIFIED: jail(8) with command= keeps our pipes
+        # jail(8) with command= keeps our pipes: UNVERIFIED (missing: usr.sbin/jail not read)
+        if FREEBSD:
             wrap = ["jail", "-c", "path=/", f"name={name}", f"host.hostname={name}",
                     "ip4=inherit", "command="]
             return self.spawn("jailed", {"uts": name}, wrap=wrap)

@@ -6,6 +6,7 @@ Every failure is an OSError carrying the errno the implementation gave.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import stat as _stat
@@ -90,6 +91,20 @@ class _FdHandle:
     def fstat(self) -> St:
         return _st(os.fstat(self.fd))
 
+    def ioctl(self, n: int, arg: int = 0) -> bytes:
+        """pioctl.h request n, encoded as this host's <sys/ioctl.h> would."""
+        import fcntl
+
+        from .spec import PIOC, pioc_request
+        from .subjects import FREEBSD
+        req, out = pioc_request(n, FREEBSD), PIOC[n][1]
+        if out:
+            buf = bytearray(out)
+            fcntl.ioctl(self.fd, req, buf)
+            return bytes(buf)
+        fcntl.ioctl(self.fd, req, arg)
+        return b""
+
     def close(self) -> None:
         os.close(self.fd)
 
@@ -141,6 +156,14 @@ class _ApiHandle:
 
     def pwrite(self, data: bytes, offset: int) -> int:
         return int(self.h.write(bytes(data), offset))
+
+    def ioctl(self, n: int, arg: int = 0) -> bytes:
+        """pioctl.h request n with FreeBSD's encoding, through the API's Handle.ioctl."""
+        from .spec import PIOC, pioc_request
+        fn = getattr(self.h, "ioctl", None)
+        if fn is None:
+            raise OSError(errno.ENOTTY, "the implementation has no ioctl")
+        return bytes(fn(pioc_request(n, True), arg))[:PIOC[n][1]]
 
     def close(self) -> None:
         close = getattr(self.h, "close", None)

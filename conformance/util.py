@@ -130,6 +130,7 @@ class MapLine:
     path: bytes
     charged: bool
     uid: int
+    flags: int = 0           # OBJ_* of the top object (field 9)
 
 
 def parse_map(data: bytes) -> list[MapLine]:
@@ -140,7 +141,8 @@ def parse_map(data: bytes) -> list[MapLine]:
         assert m, f"map line does not match the 15-field grammar: {ln!r}"
         g = m.groups()
         out.append(MapLine(int(g[0], 16), int(g[1], 16), int(g[2]), int(g[3]), g[5].decode(),
-                           g[9] == b"COW", g[11].decode(), g[12], g[13] == b"CH", int(g[14])))
+                           g[9] == b"COW", g[11].decode(), g[12], g[13] == b"CH", int(g[14]),
+                           int(g[8], 16)))
     return out
 
 

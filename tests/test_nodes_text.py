@@ -163,7 +163,8 @@ def limits(n, **over):
 
 
 @pytest.mark.parametrize("profile, n, last", [
-    ("freebsd-10", 14, "kqueues"), ("freebsd-13", 15, "umtx"), ("freebsd-14", 16, "pipebuf"),
+    ("freebsd-10", 13, "swap"), ("freebsd-11", 15, "umtx"), ("freebsd-12", 15, "umtx"),
+    ("freebsd-13", 15, "umtx"), ("freebsd-14", 16, "pipebuf"),
     ("freebsd-15", 17, "vmm"), ("compat", 17, "vmm"),
 ])
 def test_rlimit_lines_per_profile(profile, n, last):
@@ -305,6 +306,10 @@ def test_osrel_read_format(data, value):
 @pytest.mark.parametrize("written, stored", [
     (b"1400097", 1400097), (b"1400097\n", 1400097), (b"42 \t\n", 42), (b"", 0), (b"\n", 0),
     (b"   ", 0), (b"2147483647", 2**31 - 1), (b"007", 7),
+    # procfs_doosrel's `ov = osrel * 10 + digit; if (ov < osrel)` over a wrapping int
+    # (citation osrel.write): these overflow, wrap upward and are stored
+    (b"4772185890", 477218594), (b"47721858900", 477218644), (b"9544371770", 954437178),
+    (b"14316557660", 1431655772),
 ])
 def test_osrel_write_grammar_accepts(written, stored):
     assert osrel.parse_write(written) == stored

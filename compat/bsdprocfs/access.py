@@ -25,6 +25,10 @@ class Reader:
     #: the calling thread when known (FUSE): its full Linux credentials (saved ids,
     #: capabilities) decide which of them the kernel lets it use (ptrace/boundary.py)
     tid: int = 0
+    #: real uid and gid (cr_ruid, cr_rgid), which see_other_uids/gids compare;
+    #: -1: the same as the effective ones
+    ruid: int = -1
+    rgid: int = -1
 
     @classmethod
     def current(cls) -> Reader:
@@ -35,7 +39,7 @@ class Reader:
         hit = _CURRENT.get(key)
         if hit is None:
             _CURRENT.clear()
-            hit = _CURRENT[key] = cls(*key, tuple(os.getgroups()))
+            hit = _CURRENT[key] = cls(*key, tuple(os.getgroups()), os.getuid(), os.getgid())
         return hit
 
     @property
@@ -55,6 +59,8 @@ class Policy:
 
     see_other_uids: bool = True
     see_other_gids: bool = True
+    #: FreeBSD 15's cr_canseeothergids (realgroupmember); set by the tree from the profile
+    real_groups: bool = False
 
 
 DEFAULT_POLICY = Policy()
@@ -65,11 +71,24 @@ def p_cansee(reader: Reader, target: ProcIdentity, policy: Policy = DEFAULT_POLI
     if reader.privileged or reader.pid == target.pid:
         return 0
     c = target.creds
-    if not policy.see_other_uids and reader.uid != c.ruid:
+    # cr_canseeotheruids: the reader's REAL uid against the target's (cite: cansee.uids)
+    ruid = reader.uid if reader.ruid < 0 else reader.ruid
+    if not policy.see_other_uids and ruid != c.ruid:
         return ESRCH
-    if not policy.see_other_gids and not any(
-            reader.groupmember(g) for g in (c.rgid, c.egid, *c.groups)):
-        return ESRCH
+    if not policy.see_other_gids:
+        if policy.real_groups:
+            # 15: the reader's rgid and supplementary groups against the target's real
+            # group set, realgroupmember (cite: cansee.gids.15)
+            rgid = reader.gid if reader.rgid < 0 else reader.rgid
+            mine: tuple[int, ...] = (rgid, *reader.groups)
+            theirs: tuple[int, ...] = (c.rgid, *c.groups)
+        else:
+            # <= 14: each of the reader's cr_groups (egid first) against the target's
+            # cr_groups only, groupmember: never the target's rgid (cite: cansee.gids)
+            mine = (reader.gid, *reader.groups)
+            theirs = (c.egid, *c.groups)
+        if not any(g in theirs for g in mine):
+            return ESRCH
     return 0
 
 
@@ -77,8 +96,9 @@ def p_candebug(reader: Reader, target: ProcIdentity, policy: Policy = DEFAULT_PO
     """0 if the reader may debug the target, else the FreeBSD errno (EPERM/ESRCH).
 
     Mirrors kern_prot.c: the target's uids must all equal the reader's euid and
-    its gids be a subset of the reader's groups, and a P_SUGID target needs
-    privilege, as does any difference; root passes.
+    its gids be a subset of the reader's groups (cite: candebug.subset), and a
+    P_SUGID target needs privilege (cite: candebug.sugid), as does any difference;
+    root passes.
     """
     if reader.pid == target.pid:
         return 0

@@ -31,6 +31,7 @@ class ProcFS:
         self.backend = get_backend(backend, root)
         self.profile = get_profile(profile)
         self.tree = ProcTree(self.backend, self.profile, policy, fast_map=fast_map)
+        self._ioctl_handles: dict[tuple[int, str, int], Handle] = {}
 
     @staticmethod
     def _reader(reader: Reader | None) -> Reader:
@@ -73,12 +74,40 @@ class ProcFS:
             raise fail(EINVAL, pid, None, "a process directory is not a symbolic link")
         return self.tree.readlink([str(self._pid(pid, r)), node], r)
 
+    def ioctl(self, pid: Pid, node: str, request: int, arg: int | bytes | None = 0,
+              reader: Reader | None = None) -> bytes:
+        """An ioctl(2) on the node (the mem PIOC* requests of 10.x-12.x; others ENOTTY).
+        The node stays open for this reader until :meth:`release`: its last close
+        clears the stop events (procfs_close), as closing the fd would."""
+        r = self._reader(reader)
+        p = self._pid(pid, r)
+        key = (p, node, r.pid)
+        h = self._ioctl_handles.get(key)
+        if h is None:
+            h = self.tree.open(p, node, r, read=True, write=True)
+            self._ioctl_handles[key] = h
+        return h.ioctl(request, arg)
+
+    def release(self, pid: Pid, node: str = "mem", reader: Reader | None = None) -> None:
+        """Close what :meth:`ioctl` opened (the last close resets p_stops)."""
+        r = self._reader(reader)
+        h = self._ioctl_handles.pop((self._pid(pid, r), node, r.pid), None)
+        if h is not None:
+            h.close()
+
+    def close(self) -> None:
+        """Close every ioctl handle and release every target held for stop events."""
+        for h in list(self._ioctl_handles.values()):
+            h.close()
+        self._ioctl_handles.clear()
+        self.tree.close()
+
     def listdir(self, pid: Pid | None = None, reader: Reader | None = None) -> list[str]:
         """Directory entries in pseudofs order, without '.' and '..'."""
         r = self._reader(reader)
         names = (self.tree.list_root(r) if pid is None
                  else self.tree.list_pid(self._pid(pid, r), r))
-        return names[2:]
+        return [n for n in names if n not in (".", "..")]
 
     def stat(self, pid: Pid | None = None, node: str | None = None,
              reader: Reader | None = None) -> Attr:

@@ -129,6 +129,13 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         print(f"{p.name}: release {p.release}, {p.nlimits} rlimits, "
               f"map types {'/'.join(p.map_types)}")
         print(f"  nodes: {' '.join(nodes)}")
+        print(f"  ctl {'yes' if p.has_ctl else 'no'}, mem ioctls "
+              f"{'yes' if p.has_ioctl else 'no'}, readdir "
+              f"{'head insertion' if p.readdir_prepend else 'creation order'}, "
+              f"read limit {p.read_limit}, setattr "
+              f"{'EOPNOTSUPP' if p.setattr_errno else 'ignored'}")
+        if p.cites:
+            print(f"  cites: {' '.join(p.cites)}")
         for note in p.notes:
             print(f"  note: {note}")
     return 0

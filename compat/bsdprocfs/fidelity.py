@@ -54,7 +54,15 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
      "entry has no object"),
     ("map", "ref_count", APPROX, "round(Rss/Pss), the mean mapcount of resident pages"),
     ("map", "shadow_count", CONST, "0: no Linux equivalent"),
-    ("map", "flags", APPROX, "OBJ_ANON|OBJ_SWAP (0x210) for anonymous swap objects, else 0x0"),
+    ("map", "flags", APPROX, "OBJ_ANON|OBJ_SWAP (0x210) for anonymous swap objects, else "
+     "0x0; OBJT-era profiles (10-13): OBJ_ONEMAPPING (0x2000), what _vm_object_allocate "
+     "gives an anonymous default object"),
+    ("mem ioctl", "PIOC* stop events", APPROX, "10-12 profiles: S_EXEC, S_EXIT, S_SCE/S_SCX "
+     "(val: the Linux system-call number) and S_SIG from a PTRACE_SEIZE of the main thread "
+     "only; S_CORE is never raised (Linux stops nowhere before a core dump); a target "
+     "traced by someone else gives EBUSY; a FUSE release is asynchronous, so the last "
+     "close's reset lands just after close(2) returns; the in-process API must not trace "
+     "its own children (their wait statuses would be shared with the parent)"),
     ("map", "COW/NCOW", EXACT, "private (p) vs shared (s) mapping"),
     ("map", "NC/NNC", APPROX, "NC for private anonymous memory with pages still shared "
      "after fork (Shared_Clean+Shared_Dirty > 0)"),

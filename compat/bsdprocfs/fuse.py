@@ -108,6 +108,19 @@ def caller_groups(lib: Any) -> tuple[int, ...]:
         size = n
 
 
+def caller_real_ids(tid: int) -> tuple[int, int]:
+    """The caller's real uid and gid (fuse_context has only the fs ids), from the
+    first fields of /proc/TID/status's Uid: and Gid: lines; -1 if unreadable."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            head = f.read(2048)
+        uid = head.split(b"\nUid:", 1)[1].split(None, 1)[0]
+        gid = head.split(b"\nGid:", 1)[1].split(None, 1)[0]
+        return int(uid), int(gid)
+    except (OSError, IndexError, ValueError):
+        return -1, -1
+
+
 def fuse_interrupted() -> bool:
     """True once the kernel sent FUSE_INTERRUPT for the current request (the
     caller got a signal), or once the session is ending (SIGTERM: libfuse waits
@@ -272,7 +285,12 @@ class Operations:
         if uid == 0:
             return Reader(host_pid_of_tid(tid) if need_pid else -1, 0, gid, (), tid)
         groups = caller_groups(self.lib) if self.lib is not None else ()
-        return Reader(host_pid_of_tid(tid), uid, gid, groups, tid)
+        pol = self.tree.policy
+        if pol.see_other_uids and pol.see_other_gids:
+            return Reader(host_pid_of_tid(tid), uid, gid, groups, tid)
+        # see_other_uids/gids compare the caller's REAL ids (cite: cansee.uids)
+        ruid, rgid = caller_real_ids(tid)
+        return Reader(host_pid_of_tid(tid), uid, gid, groups, tid, ruid, rgid)
 
     # ------------------------------------------------------------ attributes
     @_op
@@ -392,6 +410,28 @@ class Operations:
     def flush(self, path: str, fi: Any) -> int:
         return 0
 
+    @_op
+    def ioctl(self, path: str, cmd: int, arg: Any, fi: Any, flags: int, data: Any) -> int:
+        """ioctl(2) on an open node: the mem PIOC* requests (10.x-12.x profiles).  Linux's
+        FUSE copies _IOC_SIZE bytes in or out by its own encoding of the request;
+        _IOWINT requests carry their int in ``arg``."""
+        import ctypes
+
+        from .nodes import ioctl as n_ioctl
+        h = self._handle(fi)
+        if not hasattr(h, "ioctl"):
+            raise OSError(errno.ENOTTY, os.strerror(errno.ENOTTY))
+        req = cmd & 0xFFFFFFFF
+        value: Any = arg.value if hasattr(arg, "value") else arg
+        size = (req >> 16) & 0x3FFF
+        if (req >> 30) & 1 and data and size:           # Linux _IOC_WRITE: bytes in
+            value = ctypes.string_at(data, min(size, 64))
+        out = h.ioctl(req, value or 0)
+        n = n_ioctl.REQUESTS.get(req)
+        if out and data and n in n_ioctl.OUT_SIZE and (req >> 31) & 1:   # _IOC_READ
+            ctypes.memmove(data, out, min(len(out), size))
+        return 0
+
     def release(self, path: str, fi: Any) -> int:
         with self._lock:
             h = self._handles.pop(fi.fh, None)
@@ -400,26 +440,32 @@ class Operations:
             close()                      # a mem handle holds its /proc/PID/mem fds
         return 0
 
-    # ------------------------------------------------ setattr: accepted, ignored
+    # ------------------------------------------------ setattr: per profile
+    def _setattr(self, path: str) -> int:
+        """pfs_setattr: EOPNOTSUPP through 12.x, silently 0 later (cite: pfs.setattr)."""
+        self.getattr(path)               # the name must exist (lookup)
+        err = self.tree.profile.setattr_errno
+        if err:
+            raise OSError(err, os.strerror(err))
+        return 0
+
     @_op
     def chmod(self, path: str, mode: int) -> int:
-        self.getattr(path)               # the name must exist (lookup)
-        return 0
+        return self._setattr(path)
 
     @_op
     def chown(self, path: str, uid: int, gid: int) -> int:
-        self.getattr(path)
-        return 0
+        return self._setattr(path)
 
     @_op
     def utimens(self, path: str, times: Any = None) -> int:
-        self.getattr(path)
-        return 0
+        return self._setattr(path)
 
     @_op
     def truncate(self, path: str, length: int, fh: Any = None) -> int:
-        # O_TRUNC of `echo word > ctl` arrives as a setattr(size): ignored, as
-        # pseudofs ignores every setattr.
+        # O_TRUNC of `echo word > ctl` arrives as a setattr(size): ignored under every
+        # profile (how 10.x-12.x's open(O_TRUNC) met pfs_setattr's EOPNOTSUPP is not
+        # read from the source, so it is not modeled).
         if path is not None:
             self.getattr(path)
         return 0
@@ -443,6 +489,10 @@ class Operations:
 
 def shutdown_debugger(tree: ProcTree) -> None:
     """Detach every tracee (SIGTERM / unmount path): nothing stays stopped."""
+    try:
+        tree.close()                     # targets held for PIOC* stop events
+    except Exception:
+        log.exception("releasing stop-event targets failed")
     dbg = getattr(tree.backend, "_debugger", None)
     if dbg is None:
         return

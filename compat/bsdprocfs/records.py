@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TypeVar
 
-#: FreeBSD RLIM_INFINITY (rlim_t is signed 64-bit); printed as -1.
+#: FreeBSD RLIM_INFINITY (rlim_t is signed 64-bit); printed as -1 (cite: rlimit.infinity).
 RLIM_INFINITY = (1 << 63) - 1
 
 _T = TypeVar("_T")

@@ -12,7 +12,7 @@ import os
 import stat as _stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .access import DEFAULT_POLICY, Policy, Reader, p_candebug, p_cansee
@@ -23,6 +23,7 @@ from .errors import (
     EIO,
     ENAMETOOLONG,
     ENOENT,
+    ENOTTY,
     EOPNOTSUPP,
     ProcfsError,
     fail,
@@ -41,6 +42,8 @@ from .records import FileRecord
 
 PFS_MAXBUFSIZ = 1 << 20          # sbuf limit of non-raw reads and of writes
 PFS_NAMELEN = 128
+#: per-process filenos are pn_fileno * NO_PID + pid (cite: pfs.fileno.pid); the root is
+#: 2 and the unit allocator starts at 3 (cite: pfs.fileno)
 NO_PID = 100000
 #: larger than any pid a kernel hands out (FreeBSD PID_MAX 99999, Linux 2^22): ENOENT.
 PID_LIMIT = (1 << 31) - 1
@@ -51,7 +54,11 @@ DIR, FILE, LINK = "dir", "file", "link"
 
 @dataclass(frozen=True)
 class Node:
-    """One entry of procfs_init(): name, type, flags, attr and vis callbacks."""
+    """One entry of procfs_init(): name, type, flags, attr and vis callbacks.
+
+    Modes: 0200/0600 by name in 10.x-11.x's procfs_attr (cite: nodes.attr.10), by
+    procfs_attr_w/_rw since 12 (cite: nodes.attr), 0444/0555 otherwise (cite: pfs.getattr).
+    """
 
     name: str
     kind: str
@@ -83,7 +90,8 @@ SELF = Node("self", LINK, 0o444, fileno=4, present=_self_exe)
 PIDDIR = Node("<pid>", DIR, 0o555, fileno=5)
 ROOT_NODES = (CURPROC, SELF)
 
-# Per-process nodes in procfs_init() order; ctl sat between cmdline and dbregs.
+# Per-process nodes in procfs_init() order (cite: nodes.table); ctl sat between cmdline
+# and dbregs (cite: nodes.ctl.10).
 PID_NODES: tuple[Node, ...] = tuple(
     Node(name, kind, mode, attr, vis, rd, wr, raw, fileno=6 + i, present=present)
     for i, (name, kind, mode, attr, vis, rd, wr, raw, present) in enumerate((
@@ -152,6 +160,8 @@ class ProcTree:
                  boundary: Any = "auto") -> None:
         self.backend = backend
         self.profile = get_profile(profile)
+        if self.profile.cansee_real_groups != policy.real_groups:
+            policy = replace(policy, real_groups=self.profile.cansee_real_groups)
         self.policy = policy
         self.fast_map = fast_map
         if boundary == "auto":
@@ -165,6 +175,7 @@ class ProcTree:
         self.pid_nodes = tuple(n for n in PID_NODES if n.present(self.profile))
         self._by_name = {n.name: n for n in self.pid_nodes}
         self._pins: dict[int, Any] = {}
+        self._stop_events: Any = None
         self._fills: dict[str, Callable[[Any], Any]] = {
             "status": backend.status,
             "cmdline": backend.cmdline,
@@ -186,16 +197,32 @@ class ProcTree:
         # the same bytes as render(record), which stays the reference and the record path
         map_bytes = getattr(backend, "map_bytes", None)
         self._map_bytes: Callable[[Any], bytes | None] | None = None
-        if map_bytes is not None:
+        if map_bytes is not None and self.profile.kvme_map_types:
+            # the compiled pass prints kvme-era OBJ_* flags; OBJT-era profiles render
+            # the record, whose flags Profile.map_flags translates (cite: map.flags.objt)
             names = tuple(self.profile.map_type_name(t).encode() for t in backend.map_types)
             self._map_bytes = lambda p: map_bytes(p, names, fast=self.fast_map)
         self._render_fills = dict(self._fills)
         if getattr(backend, "status_extras_optional", False):
             self._render_fills["status"] = lambda p: backend.status(p, extras=False)
 
+    @property
+    def stop_events(self) -> Any:
+        """The PIOC* stop-event state of every target (profiles with mem ioctls)."""
+        if self._stop_events is None:
+            from .ptrace.stopevents import StopEvents
+            self._stop_events = StopEvents()
+        return self._stop_events
+
+    def close(self) -> None:
+        """Release every target held for stop events."""
+        if self._stop_events is not None:
+            self._stop_events.close()
+
     # ------------------------------------------------------------ resolution
     def resolve(self, name: str | int, reader: Reader) -> int:
-        """A pid component: digits (leading zeros accepted), curproc or self."""
+        """A pid component: digits (leading zeros accepted), curproc or self
+        (pfs_lookup's digit loop; cite: pfs.lookup)."""
         if isinstance(name, int):
             if name < 0:
                 raise fail(ENOENT, name, None, "negative pid")
@@ -218,13 +245,15 @@ class ProcTree:
         return n
 
     def proc(self, pid: int, reader: Reader) -> Any:
-        """The target if it exists and the reader may see it (pfs_visible), else ENOENT."""
+        """The target if it exists and the reader may see it (pfs_visible: not P_WEXIT and
+        p_cansee; cite: pfs.visible), else ENOENT."""
         p = self.backend.lookup(pid)
         if p_cansee(reader, p.ident, self.policy):
             raise fail(ENOENT, pid, None, "not visible to the reader")
         return p
 
     def visible(self, node: Node, p: Any, reader: Reader) -> bool:
+        # procfs_notsystem / procfs_candebug (cite: nodes.vis.notsystem, nodes.vis.candebug)
         if node.vis is None:
             return True
         if p.ident.system:
@@ -310,6 +339,8 @@ class ProcTree:
         return self._attr(node, p)
 
     def _attr(self, node: Node, p: Any) -> Attr:
+        # P_SUGID zeroes the mode of attr-callback nodes (cite: nodes.sugid); the owner is
+        # the target's real uid and gid (cite: pfs.getattr.owner)
         mode = 0 if (node.attr and p.ident.sugid) else node.mode
         c = p.ident.creds
         return Attr(node.kind, mode, c.ruid, c.rgid, _ino(node.fileno, p.ident.pid),
@@ -329,23 +360,33 @@ class ProcTree:
 
     # --------------------------------------------------------------- readdir
     def list_root(self, reader: Reader) -> list[str]:
-        names = [".", "..", *(n.name for n in self.root_nodes)]
+        """pfs_readdir of the root: the sibling list, with the <pid> template expanded to
+        the visible processes of allproc (newest first; cite: pfs.readdir.procs).
+        procfs_init creates curproc, (self,) then the pid directory after pfs_fixup_dir's
+        "." and "..": appended since 13 (cite: pfs.readdir.append), inserted at the head
+        before (cite: pfs.readdir.prepend), so 10.x-12.x list the pids, curproc, "..",
+        "."."""
+        pids = []
         for pid in self.backend.pids():
             try:
                 self.proc(pid, reader)
             except ProcfsError:
                 continue
-            names.append(str(pid))
-        return names
+            pids.append(str(pid))
+        names = [".", "..", *(n.name for n in self.root_nodes)]
+        if self.profile.readdir_prepend:
+            return pids + names[::-1]
+        return names + pids
 
     def list_pid(self, pid: int, reader: Reader) -> list[str]:
         p = self.proc(pid, reader)
-        return [".", "..", *(n.name for n in self.pid_nodes if self.visible(n, p, reader))]
+        names = [".", "..", *(n.name for n in self.pid_nodes if self.visible(n, p, reader))]
+        return names[::-1] if self.profile.readdir_prepend else names
 
     # -------------------------------------------------------------- symlinks
     def readlink(self, parts: list[str], reader: Reader) -> str:
         if len(parts) == 1 and parts[0] in {n.name for n in self.root_nodes}:
-            return str(reader.pid)
+            return str(reader.pid)                 # cite: curproc.link
         if len(parts) != 2:
             raise fail(EINVAL, parts[0] if parts else None, None, "not a symbolic link")
         pid = self.resolve(parts[0], reader)
@@ -356,6 +397,7 @@ class ProcTree:
         if w is not None and self.boundary is not None:
             return self.boundary.readlink(w, pid, node.name, reader, p.ident.start_ticks)
         target = self.backend.binpath(p).path
+        # pfs_readlink's PATH_MAX sbuf (cite: pfs.readlink)
         if len(target.encode("utf-8", "surrogateescape")) >= n_file.PATH_MAX:
             raise fail(ENAMETOOLONG, pid, node.name, "path longer than PATH_MAX")
         return str(target)
@@ -363,7 +405,8 @@ class ProcTree:
     # ------------------------------------------------------------------ open
     def open(self, pid: int, name: str, reader: Reader, read: bool = True,
              write: bool = False) -> Handle:
-        """Lookup + vaccess; the handle pins the process by its start time."""
+        """Lookup + vaccess (pfs_open itself never refuses; cite: pfs.open); the handle
+        pins the process by its start time."""
         node, p = self.lookup(pid, name, reader)
         if node.kind == LINK:
             raise fail(EINVAL, pid, name, "a symbolic link cannot be opened as a file here")
@@ -393,9 +436,10 @@ class ProcTree:
             rec = self.guarded_status(p, reader, False) if name == "status" else None
             data = self._renders[name](rec if rec is not None else self._render_fills[name](p),
                                        self.profile)
-            if size < 0 and offset == 0 and len(data) < PFS_MAXBUFSIZ:
+            limit = self.profile.read_limit      # cite: pfs.read.maxbufsiz
+            if size < 0 and offset == 0 and len(data) <= limit:
                 return data                  # the whole node: no copies
-            data = data[: PFS_MAXBUFSIZ - 1]
+            data = data[:limit]
             return data[offset:] if size < 0 else data[offset:offset + size]
         h = Handle(self, node, pid, p.ident.start_ticks, reader, p.ident)
         try:
@@ -449,9 +493,14 @@ class Handle:
         #: and an optional limit in seconds; either ends the wait with EINTR.
         self.interrupted: Callable[[], bool] | None = None
         self.timeout: float | None = None
+        #: counted in the mem vnode's opens: its last close runs procfs_close
+        self._ioctl_open = node.name == "mem" and tree.profile.has_ioctl
+        if self._ioctl_open:
+            tree.stop_events.opened(pid)
 
     def _target(self) -> Any:
-        """The same process, still visible, or EIO (pseudofs on a vanished target)."""
+        """The same process, still visible, or EIO (pseudofs on a vanished target;
+        cite: pfs.read.eio)."""
         p = self.tree.pinned(self.pid, self.node.name, self.reader)
         if p is not None and p.ident.start_ticks == self.start_ticks:
             return p
@@ -501,6 +550,9 @@ class Handle:
         return fd
 
     def close(self) -> None:
+        if self._ioctl_open:
+            self._ioctl_open = False
+            self.tree.stop_events.closed(self.pid)
         for fd in self._memfd.values():
             try:
                 os.close(fd)
@@ -511,9 +563,35 @@ class Handle:
     def __del__(self) -> None:
         self.close()
 
+    def ioctl(self, request: int, arg: int | bytes | None = 0) -> bytes:
+        """pfs_ioctl + procfs_ioctl: ENOTTY for a node without the handler, EIO for a
+        target no longer visible (cite: pfs.ioctl); the bytes a request hands back
+        (struct procfs_status, the flags), empty for the others."""
+        from .nodes import ioctl as n_ioctl
+        if not (self.node.name == "mem" and self.tree.profile.has_ioctl):
+            raise fail(ENOTTY, self.pid, self.node.name, "no ioctl handler on this node")
+        self._target()
+        n = n_ioctl.decode(request, self.pid)
+        se = self.tree.stop_events
+        if n == 1:
+            se.set_stops(self.pid, add=n_ioctl.int_arg(arg))
+        elif n == 2:
+            se.set_stops(self.pid, clear=n_ioctl.int_arg(arg))
+        elif n == 3:
+            se.set_flags(self.pid, n_ioctl.int_arg(arg), self.reader.privileged)
+        elif n == 4:
+            return bytes(se.wait(self.pid, self.interrupted, self.timeout))
+        elif n == 5:
+            se.cont(self.pid, n_ioctl.int_arg(arg), n_ioctl.host_signal)
+        elif n == 6:
+            return bytes(se.status(self.pid))
+        elif n == 7:
+            return int(se.flags(self.pid)).to_bytes(4, "little")
+        return b""
+
     def read(self, size: int = -1, offset: int = 0) -> bytes:
         node = self.node
-        if not node.rd:
+        if not node.rd:                                   # cite: pfs.read.ebadf
             raise fail(EBADF, self.pid, node.name, "node is not readable")
         if offset < 0:
             raise fail(EINVAL, self.pid, node.name, "negative offset")
@@ -529,9 +607,9 @@ class Handle:
         if node.raw:
             return self._read_raw(p, size, offset)
         if node.name == "map":
-            self._candebug(p)     # procfs_domap re-checks p_candebug
+            self._candebug(p)     # procfs_domap re-checks p_candebug (cite: map.candebug)
         self.tree.image_gate(node.name, p, self.reader)
-        data = self.tree.render(node, p, self.reader)[: PFS_MAXBUFSIZ - 1]
+        data = self.tree.render(node, p, self.reader)[: self.tree.profile.read_limit]
         end = len(data) if size < 0 else offset + size
         return data[offset:end]
 
@@ -539,12 +617,12 @@ class Handle:
         name = self.node.name
         dbg = self.tree.backend.debugger
         if name == "mem":
-            if size == 0:
+            if size == 0:                                  # cite: mem.rw
                 return b""
             self._candebug(p)
             return bytes(dbg.mem_read(self.pid, offset, size if size > 0 else 4096,
                                       fd=self._mem(False)))
-        if offset != 0:
+        if offset != 0:                # cite: regs.rules, dbregs.rules
             return b""                 # regs/fpregs/dbregs: whole struct at offset 0 only
         self._candebug(p)
         from .nodes import module_for
@@ -555,9 +633,9 @@ class Handle:
 
     def write(self, data: bytes, offset: int = 0) -> int:
         node = self.node
-        if not node.wr:
+        if not node.wr:                                   # cite: pfs.write.ebadf
             raise fail(EBADF, self.pid, node.name, "node is not writable")
-        if len(data) > PFS_MAXBUFSIZ:
+        if len(data) > PFS_MAXBUFSIZ and self.tree.profile.write_limit:  # cite: pfs.write.limit
             raise fail(EIO, self.pid, node.name, "write larger than 1 MiB")
         if offset < 0:
             raise fail(EINVAL, self.pid, node.name, "negative offset")
@@ -575,6 +653,7 @@ class Handle:
             self._candebug(p)
             return int(dbg.write_regset(self.pid, name, data, check=self._recheck()))
         if name in ("note", "notepg"):
+            # cite: note.eopnotsupp
             raise fail(EOPNOTSUPP, self.pid, name, "not implemented (as in FreeBSD)")
         if name == "osrel":
             self.tree.backend.set_osrel(p, n_osrel.parse_write(data, self.pid))

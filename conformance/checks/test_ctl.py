@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import shutil
 import signal
 import threading
 
@@ -16,10 +17,15 @@ from bsdprocfs_conformance.targets import read, write
 from bsdprocfs_conformance.util import expect_errno, need_ctl
 
 ctl = pytest.mark.procfs("ctl", "ctl")
+#: a group neither the test user nor the observer is in
+OTHER_GID = 43210
 STATES = ("running", "sleeping", "stopped", "traced", "self")
-#: errno per (state, word): attach EBUSY if traced, EINVAL on oneself; step/run need a
-#: stopped, traced child of the caller; detach is a no-op when untraced; wait returns
-#: at once unless the target is stopped and untraced (then it sleeps: tested apart).
+#: errno per (state, word): attach EBUSY if traced, EINVAL on oneself (cite: ctl.attach);
+#: step/run need a stopped, traced child of the caller (cite: ctl.trace_wait); detach is a
+#: no-op when untraced (cite: ctl.detach); wait returns at once unless the target is
+#: stopped and untraced (then it sleeps: tested apart).  On a traced target procfs_ctl.c's
+#: wait sleeps while the target is stopped, then answers EBUSY (cite: ctl.wait):
+#: profiles with ctl_source_wait expect that, compat the useful "returns once stopped".
 EXPECT: dict[str, dict[str, int | str]] = {
     "running": {"attach": 0, "detach": 0, "step": errno.EBUSY, "run": errno.EBUSY, "wait": 0},
     "sleeping": {"attach": 0, "detach": 0, "step": errno.EBUSY, "run": errno.EBUSY, "wait": 0},
@@ -35,8 +41,17 @@ def ctlw(target, pid, word: bytes) -> int:
     return write(target, f"{pid}/ctl", word)
 
 
+def _stopped(target, prof, s) -> None:
+    """Until the just-attached target is stopped: compat's wait, or watching its state
+    where procfs_ctl.c's wait would sleep on it (cite: ctl.wait)."""
+    if prof.ctl_source_wait:
+        assert wait_for(lambda: host_state(s.pid) in ("T", "t"), 5)
+    else:
+        ctlw(target, s.pid, b"wait")
+
+
 @contextlib.contextmanager
-def subject_in(pool, target, state):
+def subject_in(pool, target, state, prof):
     if state == "self":
         yield None
         return
@@ -51,7 +66,7 @@ def subject_in(pool, target, state):
             s.stop()
         if state == "traced":
             ctlw(target, s.pid, b"attach")
-            ctlw(target, s.pid, b"wait")
+            _stopped(target, prof, s)
         yield s
     finally:
         with contextlib.suppress(OSError):
@@ -65,8 +80,29 @@ def subject_in(pool, target, state):
 def test_ctl_word(target, prof, pool, state, word):
     need_ctl(prof)
     want = EXPECT[state][word]
-    with subject_in(pool, target, state) as s:
+    if state == "traced" and word == "wait" and prof.ctl_source_wait:
+        want = "blocks-ebusy"
+    with subject_in(pool, target, state, prof) as s:
         pid = "curproc" if s is None else s.pid
+        if want == "blocks-ebusy":
+            # sleeps while the traced target stays stopped; a SIGKILL ends the stop and
+            # the sleep, and TRACE_WAIT_P then fails: EBUSY (cite: ctl.wait)
+            out: list[int] = []
+
+            def wait_traced() -> None:
+                try:
+                    out.append(ctlw(target, pid, b"wait"))
+                except OSError as e:
+                    out.append(-(e.errno or 1))
+
+            th = threading.Thread(target=wait_traced, daemon=True)
+            th.start()
+            th.join(0.5)
+            assert th.is_alive(), f"wait on a stopped traced target returned {out}"
+            s.kill()
+            th.join(10)
+            assert out == [-errno.EBUSY], out
+            return
         if want == "blocks":
             result: list[int] = []
 
@@ -88,18 +124,19 @@ def test_ctl_word(target, prof, pool, state, word):
         if want == 0:
             assert got == len(word)
         if state != "self" and want == 0 and word == "attach":
-            ctlw(target, s.pid, b"wait")
+            _stopped(target, prof, s)
             assert host_state(s.pid) in ("T", "t"), "attach stops the target"
 
 
 @ctl
 def test_ctl_attach_detach_cycle(target, prof, pool):
-    """attach + wait stops the target (regs readable); detach resumes it (EBUSY again)."""
+    """attach + wait stops the target (regs readable); detach resumes it (EBUSY again).
+    Only procfs_control's words check p_candebug (cite: ctl.candebug)."""
     need_ctl(prof)
     size = regset_sizes().get("regs")
-    with subject_in(pool, target, "sleeping") as s:
+    with subject_in(pool, target, "sleeping", prof) as s:
         ctlw(target, s.pid, b"attach")
-        ctlw(target, s.pid, b"wait")
+        _stopped(target, prof, s)
         if size:
             assert len(read(target, f"{s.pid}/regs", 4096)) == size
         ctlw(target, s.pid, b"detach")
@@ -112,16 +149,20 @@ def test_ctl_attach_detach_cycle(target, prof, pool):
 @ctl
 def test_ctl_step_then_wait(target, prof, pool):
     need_ctl(prof)
-    with subject_in(pool, target, "traced") as s:
+    # step and run resume without a signal: p_xsig = 0 first (cite: ctl.noxstat)
+    with subject_in(pool, target, "traced", prof) as s:
         assert ctlw(target, s.pid, b"step") == 4
-        assert ctlw(target, s.pid, b"wait") == 4
+        if prof.ctl_source_wait:     # its wait would sleep while stopped (cite: ctl.wait)
+            assert wait_for(lambda: host_state(s.pid) in ("T", "t"), 5)
+        else:
+            assert ctlw(target, s.pid, b"wait") == 4
         assert host_state(s.pid) in ("T", "t"), "one step, then stopped again"
 
 
 @ctl
 @pytest.mark.parametrize("name", SIGNAL_NAMES)
 def test_ctl_signal_posted(target, prof, pool, name):
-    """An untraced target gets the signal posted (psignal)."""
+    """An untraced target gets the signal posted (kern_psignal; cite: ctl.signal)."""
     need_ctl(prof)
     sig = host_signal(name)
     if name in ("kill", "stop"):
@@ -147,9 +188,10 @@ def test_ctl_signal_posted(target, prof, pool, name):
 @ctl
 @pytest.mark.parametrize("name", ["usr1", "term", "hup", "cont"])
 def test_ctl_signal_resumes_traced(target, prof, pool, name):
-    """A traced, stopped target resumes with the written signal as its continue signal."""
+    """A traced, stopped target resumes with the written signal as its continue signal
+    (p_xsig = the signal; cite: ctl.signal)."""
     need_ctl(prof)
-    with subject_in(pool, target, "traced") as s:
+    with subject_in(pool, target, "traced", prof) as s:
         assert ctlw(target, s.pid, name.encode()) == len(name)
         assert wait_for(lambda: host_state(s.pid) in ("S", "R"), 5), "target resumed"
         ctlw(target, s.pid, b"detach")
@@ -195,3 +237,29 @@ def test_ctl_absent_without_profile(target, prof, pool):
         expect_errno(errno.ENOENT, target.lstat, f"{pool.get('sleeping').pid}/ctl")
 
 
+
+
+@ctl
+def test_ctl_signal_without_debug_rights(target, prof, pool, observer):
+    """procfs_doprocctl posts a signal word with no p_candebug (cite: ctl.candebug,
+    ctl.signal): the owner of a process whose groups it does not share (so p_candebug
+    fails) may still signal it through ctl, but not attach.  The Linux floor agrees:
+    kill(2) needs only the same real uid."""
+    need_ctl(prof)
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv is not installed")
+    uid, gid = pool.user
+    # the credentials are set before exec: no P_SUGID, one group the observer lacks
+    wrap = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={gid},{OTHER_GID}", ""]
+    s = pool.spawn("ctl-nodebug", {"catch": True}, wrap=wrap)
+    try:
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        s.cmd("clear")
+        res = observer.run([["write", f"{s.pid}/ctl", b"usr1".hex(), 0],
+                            ["write", f"{s.pid}/ctl", b"attach".hex(), 0]])["results"]
+        assert res[0] == {"ok": 4}, res
+        assert wait_for(lambda: signal.SIGUSR1 in s.cmd("sigs"), 5), "SIGUSR1 delivered"
+        assert res[1] == {"errno": errno.EPERM}, "attach still needs p_candebug"
+        assert host_state(s.pid) == "S", "attach changed nothing"
+    finally:
+        s.kill()

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from bsdprocfs_conformance.spec import regset_sizes
+from bsdprocfs_conformance.spec import osrel_write, regset_sizes
 from bsdprocfs_conformance.targets import read, write
 from bsdprocfs_conformance.util import expect_errno, need_node
 
@@ -213,10 +213,15 @@ def test_note_write(target, prof, memsub, node, payload):
 
 
 # ------------------------------------------------------------------------- osrel
+#: (written bytes, value stored or None for EINVAL); the wrapped-int cases follow
+#: procfs_doosrel's ``ov = osrel * 10 + digit; if (ov < osrel)`` (cite: osrel.write)
 OSREL_CASES = [(b"1400097\n", 1400097), (b"12", 12), (b"12\t \n", 12), (b"007", 7),
                (b"\n", 0), (b"  \n", 0), (b"2147483647", 2147483647),
                (b"12a", None), (b" 12", None), (b"+5", None), (b"-5", None), (b"0x10", None),
-               (b"2147483648", None), (b"1 2", None), (b"9" * 20, None)]
+               (b"2147483648", None), (b"1 2", None), (b"9" * 20, None),
+               (b"4772185890", 477218594), (b"47721858900", 477218644),
+               (b"9544371770", 954437178)]
+assert all(osrel_write(d) == w for d, w in OSREL_CASES), "the table follows the C loop"
 
 
 @pytest.mark.procfs("osrel", "write")

@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from bsdprocfs_conformance.spec import RLIMIT_IDENTS, escape_comm
+from bsdprocfs_conformance.spec import (
+    OBJ_ANON,
+    OBJ_NOSPLIT_OBJT,
+    OBJ_ONEMAPPING_OBJT,
+    OBJ_SWAP,
+    OBJ_TMPFS_NODE_OBJT,
+    RLIMIT_IDENTS,
+    escape_comm,
+)
 from bsdprocfs_conformance.subjects import COMM, FREEBSD
 from bsdprocfs_conformance.targets import read
 from bsdprocfs_conformance.util import (
@@ -196,9 +204,16 @@ def test_map_region(prof, rich, rich_map, region):
         assert e.type == "none" and e.path == b"-", "untouched anonymous: no object"
     else:
         # COW/NCOW of private anonymous memory is not asserted: vm_mmap's docow
-        # rule for MAP_ANON is UNVERIFIED in the spec
+        # rule for MAP_ANON is UNVERIFIED (missing: sys/vm/vm_mmap.c not read)
         assert e.type == prof.anon_type and e.path == b"-"
         assert e.resident >= 1
+        if prof.kvme:        # an anonymous swap object (cite: map.flags.kvme)
+            assert e.flags & (OBJ_ANON | OBJ_SWAP) == OBJ_ANON | OBJ_SWAP, hex(e.flags)
+        else:                # an OBJT_DEFAULT object: ONEMAPPING from allocation, and
+            # never OBJ_NOSPLIT|OBJ_TMPFS_NODE, the OBJT-era meaning of 0x210
+            # (cite: map.flags.objt)
+            assert e.flags & OBJ_ONEMAPPING_OBJT, hex(e.flags)
+            assert not e.flags & (OBJ_NOSPLIT_OBJT | OBJ_TMPFS_NODE_OBJT), hex(e.flags)
 
 
 @pytest.mark.procfs("map", "values")

@@ -31,8 +31,12 @@ def test_root_ino(target):
 def test_root_listing_order(target, prof):
     names = target.listdir("")
     n = len(prof.root_nodes)
-    assert tuple(names[:n]) == prof.root_nodes
-    rest = names[n:]
+    if prof.prepend:         # pfs_add_node at the head: pids, then the static nodes
+        assert tuple(names[-n:]) == prof.root_nodes, "cite: pfs.readdir.prepend"
+        rest = names[:-n]
+    else:                    # cite: pfs.readdir.append
+        assert tuple(names[:n]) == prof.root_nodes
+        rest = names[n:]
     assert rest and all(x.isdigit() and (x == "0" or not x.startswith("0")) for x in rest), rest
     assert len(set(rest)) == len(rest), "duplicate pid directories"
 
@@ -176,14 +180,30 @@ def test_readlink_non_link(target, pool):
 
 @tree
 def test_read_directory(target, pool, prof):
-    """pseudofs answers EINVAL for read(2) on a directory, but since FreeBSD 13 the VFS
-    refuses it first with EISDIR unless security.bsd.allow_read_dir=1 (r361798; the
-    release is UNVERIFIED here, taken from a review of the FreeBSD history, not from the
-    spec).  Linux's VFS also answers EISDIR."""
+    """pfs_read answers EINVAL for a non-regular vnode (cite: pfs.read.notreg); from 13
+    the VFS refuses read(2) of a directory first with EISDIR (cite: vfs.read_dir)."""
     if target.kind != "path":
         pytest.skip("read(2) on a directory is not expressible through the API")
-    want = errno.EINVAL if prof.name == "freebsd-10" else errno.EISDIR
-    expect_errno(want, target.read_directory, str(pool.get("sleeping").pid))
+    expect_errno(prof.read_dir_errno, target.read_directory, str(pool.get("sleeping").pid))
+
+
+@pytest.mark.procfs("*", "setattr")
+@pytest.mark.parametrize("op", ["chmod", "chown", "utime"])
+def test_setattr(target, prof, pool, op):
+    """pfs_setattr: EOPNOTSUPP through 12.x, silently ignored later (cite: pfs.setattr);
+    either way the mode does not change."""
+    if target.kind != "path":
+        pytest.skip("setattr is not expressible through the API")
+    if os.geteuid() != 0:
+        pytest.skip("chmod/chown of another user's node needs root to reach pfs_setattr")
+    rel = f"{pool.get('sleeping').pid}/status"
+    path = target.p(rel)
+    before = target.lstat(rel)
+    fn = {"chmod": lambda: os.chmod(path, 0o777),
+          "chown": lambda: os.chown(path, 0, 0),
+          "utime": lambda: os.utime(path, (1, 1))}[op]
+    expect_errno(prof.setattr_errno, fn)
+    assert target.lstat(rel).mode == before.mode, "nothing changes"
 
 
 @pytest.mark.procfs("*", "errors")

@@ -86,6 +86,16 @@ def _same_pidns(root: str) -> bool:
         return False
 
 
+def cr_groups(egid: int, groups: tuple[int, ...]) -> tuple[int, ...]:
+    """FreeBSD's cr_groups (<= 14): the egid, then the setgroups list.  Linux's
+    Groups: is the whole setgroups list, where initgroups already put the primary
+    group, which FreeBSD's getgrouplist+setgroups hold once as cr_groups[0]
+    (procfs_status.c: "egid ... is equal to cr_ngroups[0]"; cite: status.groups)."""
+    if egid not in groups:
+        return (egid, *groups)
+    return (egid, *(g for g in groups if g != egid))
+
+
 @dataclass(slots=True)
 class LinuxProc:
     """One snapshot of a pid: stat and status read once, other files on demand."""
@@ -358,7 +368,7 @@ class LinuxBackend:
             TimeVal(start_us // 1_000_000, start_us % 1_000_000), utime,
             stime, "nochan" if state == "R" else wmesg_for(
                 "0" if wchan is None else wchan.decode("ascii", "replace"), state),
-            c.euid, c.ruid, c.rgid, (c.egid, *c.groups),
+            c.euid, c.ruid, c.rgid, cr_groups(c.egid, c.groups),
             None if uts in (-1, self._own_uts) else self.jail(p, uts), ext)
 
     def guarded_status(self, pid: int) -> tuple[bytes | None, int]:

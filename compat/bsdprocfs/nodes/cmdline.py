@@ -1,4 +1,5 @@
-"""cmdline: p_args, each argv string NUL-terminated; empty for kernel processes."""
+"""cmdline: p_args, each argv string NUL-terminated (cite: cmdline.args); empty for
+kernel processes (cite: cmdline.system)."""
 
 from __future__ import annotations
 

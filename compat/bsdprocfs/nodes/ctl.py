@@ -15,10 +15,11 @@ from ..profiles import Profile
 
 NODE = "ctl"
 
-#: procfs_ctl.c ctlnames[], in table order.
+#: procfs_ctl.c ctlnames[], in table order; a write is trimmed and compared with
+#: bcmp(buf, name, len + 1) (cite: ctl.findname).
 COMMANDS = ("attach", "detach", "step", "run", "wait")
 
-#: signame[] of procfs_ctl.c: name -> FreeBSD signal number (sys/signal.h).
+#: signame[] of procfs_ctl.c: name -> FreeBSD signal number (sys/signal.h; cite: ctl.names).
 SIGNALS: dict[str, int] = {
     "hup": 1, "int": 2, "quit": 3, "ill": 4, "trap": 5, "abrt": 6, "iot": 6, "emt": 7,
     "fpe": 8, "kill": 9, "bus": 10, "segv": 11, "sys": 12, "pipe": 13, "alrm": 14,

@@ -1,4 +1,4 @@
-"""etype: sv_name of the process's sysentvec, e.g. ``Linux ELF64``."""
+"""etype: sv_name of the process's sysentvec, e.g. ``Linux ELF64`` (cite: etype.format)."""
 
 from __future__ import annotations
 

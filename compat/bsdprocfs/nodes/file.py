@@ -1,4 +1,4 @@
-"""file / exe: symlink to the executable (proc_get_binpath); PATH_MAX 1024."""
+"""file / exe: symlink to the executable (proc_get_binpath; cite: file.link); PATH_MAX 1024."""
 
 from __future__ import annotations
 

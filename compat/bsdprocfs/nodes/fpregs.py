@@ -1,4 +1,5 @@
-"""fpregs: ``struct fpreg``: the FPU state (amd64: the 512-byte FXSAVE image).
+"""fpregs: ``struct fpreg``: the FPU state (amd64: the 512-byte FXSAVE image;
+cite: fpreg.amd64).
 
 The struct layout, the read-whole-at-offset-0 rule and the write overlay are shared
 with the other register nodes (nodes/_regset.py).

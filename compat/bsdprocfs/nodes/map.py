@@ -27,9 +27,11 @@ def _ptr(v: int) -> bytes:
 
 
 def render_entry(e: MapEntry, prof: Profile) -> bytes:
+    # cite: map.format
     return b"0x%x 0x%x %d %d %s %s %d %d 0x%x %s %s %s %s %s %d\n" % (
         e.start, e.end, e.resident, e.private_resident, _ptr(e.obj), e.prot.encode(),
-        e.ref_count, e.shadow_count, e.flags, b"COW" if e.cow else b"NCOW",
+        e.ref_count, e.shadow_count, prof.map_flags(e.type, e.flags),
+        b"COW" if e.cow else b"NCOW",
         b"NC" if e.needs_copy else b"NNC", prof.map_type_name(e.type).encode(),
         b"-" if e.path is None else e.path, b"CH" if e.charged else b"NCH", e.charged_uid)
 
@@ -41,6 +43,7 @@ def render(rec: MapRecord, profile: Profile | str | None = None) -> bytes:
     """render_entry for every entry, with the per-entry method calls hoisted out
     (a 2,000-entry map is rendered on every read): the bytes are the same."""
     prof = get_profile(profile)
+    kvme = prof.kvme_map_types
     types: dict[str, bytes] = {}
     prots: dict[str, bytes] = {}
     out = []
@@ -53,7 +56,9 @@ def render(rec: MapRecord, profile: Profile | str | None = None) -> bytes:
             pr = prots[e.prot] = e.prot.encode()
         out.append(_LINE % (
             e.start, e.end, e.resident, e.private_resident, b"0x%x" % e.obj if e.obj else b"0",
-            pr, e.ref_count, e.shadow_count, e.flags, b"COW" if e.cow else b"NCOW",
+            pr, e.ref_count, e.shadow_count,
+            e.flags if kvme else prof.map_flags(e.type, e.flags),
+            b"COW" if e.cow else b"NCOW",
             b"NC" if e.needs_copy else b"NNC", t, b"-" if e.path is None else e.path,
             b"CH" if e.charged else b"NCH", e.charged_uid))
     return b"".join(out)

@@ -13,7 +13,7 @@ _SPACE = b" \t\n\v\f\r"
 
 
 def render(rec: OsrelRecord, profile: Profile | None = None) -> bytes:
-    return b"%d\n" % rec.osrel
+    return b"%d\n" % rec.osrel          # cite: osrel.read
 
 
 def parse(data: bytes, profile: Profile | None = None) -> OsrelRecord:
@@ -27,16 +27,23 @@ def parse(data: bytes, profile: Profile | None = None) -> OsrelRecord:
     return rec
 
 
+def _int32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
 def parse_write(data: bytes, pid: object = None) -> int:
-    """The value a write(2) stores: trailing isspace() trimmed, digits only,
-    signed overflow -> EINVAL, empty -> 0 (sbuf_trim + the digit loop)."""
+    """The value a write(2) stores: sbuf_trim (trailing isspace()), then procfs_doosrel's
+    loop over int: ``ov = osrel * 10 + *pp++ - '0'; if (ov < osrel) return (EINVAL)``
+    (cite: osrel.write).  The int wraps, so some overflowing inputs pass the check and
+    store the wrapped value (``4772185890`` stores 477218594); empty stores 0."""
     text = data.rstrip(_SPACE)
     osrel = 0
     for i, c in enumerate(text):
         if not 0x30 <= c <= 0x39:
             raise fail(EINVAL, pid, NODE, f"byte {i} ({bytes([c])!r}) is not a decimal digit")
-        nv = osrel * 10 + (c - 0x30)
-        if nv > INT_MAX:
-            raise fail(EINVAL, pid, NODE, "value overflows a signed int")
-        osrel = nv
+        ov = _int32(osrel * 10 + (c - 0x30))
+        if ov < osrel:
+            raise fail(EINVAL, pid, NODE, "the value decreased: signed overflow")
+        osrel = ov
     return osrel

@@ -1,4 +1,5 @@
-"""regs: ``struct reg``: the general registers of the first thread (raw node).
+"""regs: ``struct reg``: the general registers of the first thread (raw node;
+cite: reg.amd64, reg.i386).
 
 The struct layout, the read-whole-at-offset-0 rule and the write overlay are shared
 with the other register nodes (nodes/_regset.py).

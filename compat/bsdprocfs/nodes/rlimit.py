@@ -1,4 +1,5 @@
-"""rlimit: ``<ident> <cur> <max>\\n`` for each RLIMIT_*, -1 for infinity."""
+"""rlimit: ``<ident> <cur> <max>\\n`` for each RLIMIT_*, -1 for infinity
+(cite: rlimit.format)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ _PLAIN = bytes(c for c in range(33, 127) if c != 0x5C)
 
 
 def escape_comm(comm: bytes, signed_char: bool = SIGNED_CHAR) -> bytes:
-    """Octal-escape like the do/while loop in procfs_status.c (empty -> \\000)."""
+    """Octal-escape like the do/while loop in procfs_status.c (empty -> \\000;
+    cite: status.comm)."""
     if comm and not comm.translate(None, _PLAIN):
         return comm                      # nothing to escape (the common case), C speed
     out = bytearray()
@@ -76,6 +77,8 @@ _FLAGS = {(False, False): b"noflags", (True, False): b"ctty", (False, True): b"s
 def render(rec: StatusRecord, profile: Profile | None = None, *,
            signed_char: bool = SIGNED_CHAR) -> bytes:
     # One %-format for the whole line: this runs once per process in a full scan.
+    # cite: status.ids, status.tty, status.flags, status.times, status.wmesg,
+    # status.creds, status.groups, status.jail
     start, ut, st = rec.start, rec.utime, rec.stime
     if start is not None:
         times = b"%d,%d %d,%d %d,%d" % (start.sec, start.usec, ut.sec, ut.usec, st.sec, st.usec)

@@ -324,7 +324,7 @@ class RemoteHandle:
 
 
 def _reader_json(reader: Any) -> list[Any]:
-    return [reader.pid, reader.uid, reader.gid, list(reader.groups)]
+    return [reader.pid, reader.uid, reader.gid, list(reader.groups), reader.ruid, reader.rgid]
 
 
 class Boundary:

@@ -138,7 +138,8 @@ class _WorkerServer:
         self.inflight = 0
 
     def reader(self, r: list[Any]) -> Any:
-        return self.Reader(int(r[0]), int(r[1]), int(r[2]), tuple(int(g) for g in r[3]))
+        return self.Reader(int(r[0]), int(r[1]), int(r[2]), tuple(int(g) for g in r[3]),
+                           ruid=int(r[4]), rgid=int(r[5]))
 
     def _start_check(self, pid: int, start: int) -> None:
         try:
