@@ -15,6 +15,15 @@ from typing import Any
 from .profiles import PROFILES
 
 
+def _profiles(text: str) -> str:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in names if p not in PROFILES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown profile {', '.join(bad) or text!r}; choose from {', '.join(PROFILES)}")
+    return ",".join(names)
+
+
 def build_args(args: argparse.Namespace, ini: str) -> list[str]:
     # located, not imported: pytest must import the checks itself to rewrite asserts
     spec = importlib.util.find_spec("bsdprocfs_conformance.checks")
@@ -76,8 +85,10 @@ def register(sub: Any) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--root", metavar="PATH", help="a mounted procfs (FreeBSD /proc, FUSE mount)")
     g.add_argument("--api", action="store_true", help="the in-process bsdprocfs API")
-    p.add_argument("--profile", choices=sorted(PROFILES),
-                   help="release profile (auto on native FreeBSD; compat for --api)")
+    p.add_argument("--profile", metavar="P[,P...]", type=_profiles,
+                   help="judge only these release profiles (default: every profile the "
+                   f"target serves: all of {', '.join(PROFILES)} for --api; the detected "
+                   "one on native FreeBSD; the mounted one for a bsdprocfs mount)")
     p.add_argument("--impl", help="implementation whose declared divergences apply "
                    "(native-freebsd, bsdprocfs-api, bsdprocfs-fuse, other)")
     p.add_argument("--factory", metavar="MODULE:CALLABLE",
