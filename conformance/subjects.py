@@ -25,6 +25,26 @@ FREEBSD = sys.platform.startswith("freebsd")
 LINUX = sys.platform.startswith("linux")
 
 
+NOBODY = 65534
+#: Credential subjects, each built so that ONE rule decides what the unprivileged
+#: observer (uid U, gid G, groups G and EXTRA_GID) may do with it:
+#:   dropped  all ids equal to the observer's, changed without exec: P_SUGID decides
+#:   fgid     the observer's uid, a gid it lacks (since exec): the gid rule decides
+#:   fgroups  the observer's ids plus a supplementary group it lacks: the subset rule
+#:   grouped  another uid, the observer's EXTRA_GID as its group: vaccess's group class
+#:   split    ruid U but euid/suid nobody, rgid G but egid nogroup (without exec):
+#:            every status credential field differs from its neighbours
+CREDS: dict[str, dict[str, Any]] = {
+    "dropped": {"setids": lambda u, g: {"uid": [u, u, u], "gid": [g, g, g],
+                                        "groups": [g, EXTRA_GID]}},
+    "fgid": {"exec": lambda u, g: {"creds": (u, NOBODY, [NOBODY])}},
+    "fgroups": {"exec": lambda u, g: {"creds": (u, g, [g, NOBODY])}},
+    "grouped": {"exec": lambda u, g: {"creds": (NOBODY, EXTRA_GID, [EXTRA_GID])}},
+    "split": {"setids": lambda u, g: {"uid": [u, NOBODY, u], "gid": [g, NOBODY, g],
+                                      "groups": [EXTRA_GID]}},
+}
+
+
 def ensure_user(name: str = TEST_USER) -> tuple[int, int]:
     """The unprivileged test user (created when missing; needs root)."""
     try:
@@ -74,6 +94,8 @@ class Subject:
         self.pid = popen.pid
         self.reaped = False
         self.traced_by: Any = None      # ctl(pid, word) of whoever attached it
+        #: the suite's clock just before and just after the fork that made the subject
+        self.forked: tuple[float, float] = (0.0, 0.0)
 
     def send(self, line: str) -> None:
         assert self.popen.stdin
@@ -155,7 +177,8 @@ class Pool:
 
     def spawn(self, name: str, spec: dict | None = None, *, rich_exe: bool = False,
               as_user: bool = False, wait_truth: bool = True, wrap: list[str] | None = None,
-              extra_args: list[str] | None = None) -> Subject:
+              extra_args: list[str] | None = None,
+              creds: tuple[int, int, list[int]] | None = None) -> Subject:
         spec = dict(spec or {})
         exe = self.exe if rich_exe else os.fsencode(self.plain_exe)
         argv: list[Any] = [exe, "-S", self.helper, json.dumps(spec)] + (extra_args or [])
@@ -163,11 +186,16 @@ class Pool:
         if as_user and self.user:
             uid, gid = self.user
             kw.update(user=uid, group=gid, extra_groups=[gid, EXTRA_GID])
+        if creds is not None:
+            kw.update(user=creds[0], group=creds[1], extra_groups=creds[2])
         if wrap:            # the last wrapper word prefixes the executable ("command=")
             argv = wrap[:-1] + [wrap[-1] + os.fsdecode(exe)] + argv[1:]
+        lo = time.time()
         p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              close_fds=True, **kw)
+        hi = time.time()            # Popen returns once the child has exec'd: forked before
         s = Subject(name, p, None)
+        s.forked = (lo, hi)
         self.all.append(s)
         if wait_truth:
             try:
@@ -176,6 +204,8 @@ class Pool:
                 s.kill()
                 raise
             s.pid = s.truth["pid"]
+            if "fork" in s.truth:     # the subject is a child the helper forked itself
+                s.forked = tuple(s.truth["fork"])
         return s
 
     def get(self, name: str) -> Subject:
@@ -225,6 +255,41 @@ class Pool:
         wait_for(lambda: host_state(s.pid) == "Z", 10)
         return s
 
+    def _make_member(self) -> Subject:
+        """In a session with a controlling terminal that it does not lead (its parent,
+        the leader, waits for it)."""
+        s = self.spawn("member", {"setsid": True, "tty": True, "fork": "member"})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _make_orphan(self) -> Subject:
+        """In a session whose leader has exited (a zombie until the pool reaps it)."""
+        s = self.spawn("orphan", {"setsid": True, "fork": "orphan"})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _make_burner(self) -> Subject:
+        """Spent 0.3 s of user time before sleeping: a user share far from the system
+        share, so a cputime split or unit error moves a value beyond any bound."""
+        s = self.spawn("burner", {"burn": 0.3})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _ids(self, name: str) -> Subject:
+        """Credential subjects for the permission checks (see CREDS)."""
+        assert self.user
+        uid, gid = self.user
+        how = CREDS[name]
+        spec = {"maps": True}
+        kw: dict[str, Any] = {}
+        if "setids" in how:             # changed without exec, started as root
+            spec["setids"] = how["setids"](uid, gid)
+        else:                           # started with these ids: nothing changed since exec
+            kw = how["exec"](uid, gid)
+        s = self.spawn(name, spec, **kw)
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
     def _make_sugid(self) -> Subject:
         assert self.user
         uid, gid = self.user
@@ -243,6 +308,11 @@ class Pool:
                     "ip4=inherit", "command="]
             return self.spawn("jailed", {"uts": name}, wrap=wrap)
         return self.spawn("jailed", {"uts": name})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_make_") and name[6:] in CREDS:
+            return lambda: self._ids(name[6:])
+        raise AttributeError(name)
 
     def close(self) -> None:
         for s in self.all:
