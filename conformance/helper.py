@@ -174,8 +174,9 @@ def truth(spec: dict, extra: dict) -> dict:
     t = {"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgrp(), "sid": os.getsid(0),
          "ruid": os.getuid(), "euid": os.geteuid(), "rgid": os.getgid(), "egid": os.getegid(),
          "groups": groups, "argv_hex": [a.hex() for a in spec["argv"]], "t0": T0,
-         "exe": os.fsencode(sys.executable).hex(), "ctty": ctty(), "ttyname": extra.get("tty") or ctty_name(), "leader_alive": leader_alive(os.getsid(0)),
-         "rlimits": rlimits(),
+         "exe": os.fsencode(sys.executable).hex(), "ctty": ctty(),
+         "ttyname": extra.get("tty") or ctty_name(),
+         "leader_alive": leader_alive(os.getsid(0)), "rlimits": rlimits(),
          "ut": int(ru.ru_utime * 1e6), "st": int(ru.ru_stime * 1e6),
          "read_args": [0, ctypes.addressof(READ_BUF), READ_LEN]}
     t.update(extra)

@@ -91,9 +91,9 @@ def test_status_value(target, pool, tol, subject, field):
         # timed by the helper).  Lower slack: the host's start-time granularity
         # (Linux: one clock tick); upper slack: clock reads only.
         lo, hi = s.forked
-        got = _us(st.start)
-        assert int(lo * 1e6) - tol("start_us") <= got <= int(hi * 1e6) + tol("start_hi_us"), (
-            f"start {got} outside the fork window [{int(lo * 1e6)}, {int(hi * 1e6)}]")
+        us = _us(st.start)
+        assert int(lo * 1e6) - tol("start_us") <= us <= int(hi * 1e6) + tol("start_hi_us"), (
+            f"start {us} outside the fork window [{int(lo * 1e6)}, {int(hi * 1e6)}]")
     elif field == "cputime":
         # calcru's user/system split of the run time, against getrusage of the subject
         # just before and just after the read (an idle subject: both bracket it).
@@ -104,9 +104,9 @@ def test_status_value(target, pool, tol, subject, field):
         after = s.cmd("rusage")
         assert before is not None
         for key, tv in (("ut", st.ut), ("st", st.st)):
-            got = _us(tv)
-            assert before[key] - tol("cpu_us") <= got <= after[key] + tol("cpu_us"), (
-                key, before[key], got, after[key])
+            us = _us(tv)
+            assert before[key] - tol("cpu_us") <= us <= after[key] + tol("cpu_us"), (
+                key, before[key], us, after[key])
         total = _us(st.ut) + _us(st.st)
         assert (before["ut"] + before["st"] - tol("cputotal_us") <= total
                 <= after["ut"] + after["st"] + tol("cputotal_us")), (before, total, after)

@@ -129,10 +129,9 @@ def _pytest(work: str, m: Mutant, env: dict[str, str], target: list[str],
     except subprocess.TimeoutExpired:
         return "error", f"suite timed out after {timeout:.0f} s"
     failed = []
-    with contextlib.suppress(OSError, ValueError):
-        with open(report, encoding="utf-8") as f:
-            failed = [f"{t['profile']} {t['check']}" for t in json.load(f)["tests"]
-                      if t["outcome"] == "failed"]
+    with contextlib.suppress(OSError, ValueError), open(report, encoding="utf-8") as f:
+        failed = [f"{t['profile']} {t['check']}" for t in json.load(f)["tests"]
+                  if t["outcome"] == "failed"]
     if p.returncode == 1:
         return "killed", failed[0] if failed else "a check failed"
     if p.returncode == 0:
