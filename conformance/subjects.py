@@ -293,7 +293,7 @@ class Pool:
     def _make_sugid(self) -> Subject:
         assert self.user
         uid, gid = self.user
-        return self.spawn("sugid", {"setcred": [uid, 65534, gid]})
+        return self.spawn("sugid", {"setcred": [uid, 65534, gid], "maps": True})
 
     def _make_own(self) -> Subject:
         """Owned by the unprivileged observer's user (debuggable by it)."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import platform
 import struct
 
@@ -194,6 +195,20 @@ def test_mem_write(target, prof, memsub, region):
     finally:
         if region == "rw":
             write(target, rel, old, addr)
+
+
+@mem
+@pytest.mark.parametrize("subject", ["sugid", "dropped", "split"])
+def test_mem_root_reads_sugid(target, prof, pool, subject):
+    """Privilege passes p_candebug before P_SUGID is looked at: root debugs a set-id
+    process (its debug nodes are only mode 0, which root's vaccess ignores)."""
+    need_node(prof, "mem")
+    if not pool.root or os.geteuid() != 0:
+        pytest.skip("set-id subjects and root's privilege need root")
+    s = pool.get(subject)
+    m = _maps(s)
+    assert read(target, f"{s.pid}/mem", 64, m["rw"][0]) == bytes.fromhex(m["pattern"])[:64]
+    assert len(read(target, f"{s.pid}/dbregs", 4096)) == SIZES.get("dbregs", 0) or not SIZES
 
 
 @mem
