@@ -203,7 +203,7 @@ def set_ids(ids: dict) -> None:
 def fork_off(how: str) -> dict:
     """Become a child of the process the suite started: ``member`` (the parent leads
     the session and waits for us: we share its session and terminal without leading
-    it) or ``orphan`` (the parent, the session leader, exits at once: we live on in a
+    it, and lead a process group of our own) or ``orphan`` (the parent, the session leader, exits at once: we live on in a
     session whose leader is gone).  Returns the fork's time window."""
     lo = time.time()
     pid = os.fork()
@@ -212,6 +212,8 @@ def fork_off(how: str) -> dict:
             os.waitpid(pid, 0)
         os._exit(0)
     hi = time.time()
+    if how == "member":
+        os.setpgid(0, 0)                        # leads its process group, not the session
     if how == "orphan":
         leader = os.getsid(0)
         while os.getppid() == leader:           # reparented once the leader has exited

@@ -18,6 +18,8 @@ from typing import Any
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
 #: comm of the rich subject: a space, a backslash and a high byte need octal escapes.
 COMM = b"bpc s\\x\xe9"
+#: comm of every other subject: one space, the only byte that needs an escape
+PLAIN_COMM = b"bsdpfs subject"
 ARGV_EXTRA = ["arg with space", "", "tab\there", "\u00fcml"]
 TEST_USER = "bsdpfs_conf"
 EXTRA_GID = 54321
@@ -159,7 +161,7 @@ class Pool:
         os.chmod(self.exe, 0o755)
         # Subjects (and the unprivileged observer) run copies of the interpreter: the
         # original may sit below a directory other users cannot search.
-        self.plain_exe = os.path.join(self.dir, "bsdpfs-subject")
+        self.plain_exe = os.path.join(self.dir, PLAIN_COMM.decode())
         shutil.copy2(real, self.plain_exe)
         os.chmod(self.plain_exe, 0o755)
         self.helper = os.path.join(self.dir, "helper.py")
@@ -232,7 +234,9 @@ class Pool:
         return self.spawn("running", {"mode": "busy", "setsid": True, "maps": True})
 
     def _make_stopped(self) -> Subject:
+        """Stopped (SIGSTOP) while blocked in read(2): its registers are known."""
         s = self.spawn("stopped", {"maps": True})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
         s.stop()
         return s
 

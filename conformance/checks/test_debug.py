@@ -7,12 +7,13 @@ import errno
 import os
 import platform
 import struct
+import sys
 
 import pytest
 
-from bsdprocfs_conformance.spec import regset_sizes
+from bsdprocfs_conformance.spec import READ_ARG_REGS, machine_arch, regset_sizes
 from bsdprocfs_conformance.targets import read, write
-from bsdprocfs_conformance.util import expect_errno, need_node
+from bsdprocfs_conformance.util import expect_errno, need_ctl, need_node
 
 SIZES = regset_sizes()
 REGSETS = ("regs", "fpregs", "dbregs")
@@ -42,6 +43,34 @@ def _rel(s, node):
 def test_regset_size(target, prof, stopped, node):
     _need(prof, node)
     assert len(read(target, _rel(stopped, node), 4096)) == SIZES[node]
+
+
+def _read_arg_regs(prof):
+    arch = machine_arch()
+    if arch not in READ_ARG_REGS:
+        pytest.skip(f"argument registers unknown for {platform.machine()}")
+    if arch == "i386" and sys.platform.startswith("freebsd"):
+        pytest.skip("FreeBSD i386 passes system call arguments on the stack")
+    return READ_ARG_REGS[arch]
+
+
+@pytest.mark.procfs("regs", "regs")
+@pytest.mark.parametrize("arg", ["fd", "buf", "n"])
+@pytest.mark.parametrize("how", ["stopped", "traced"])
+def test_regs_read_args(target, prof, pool, how, arg):
+    """A subject blocked in read(0, buf, 3001) and then stopped (SIGSTOP, or ctl attach):
+    each argument register holds its known value at its own offset of struct reg."""
+    _need(prof, "regs")
+    width, offs = _read_arg_regs(prof)
+    if arg not in offs:
+        pytest.skip(f"{machine_arch()}: the {arg} argument is not left in a register")
+    if how == "traced":
+        need_ctl(prof)
+    s = pool.get(how)
+    fd, buf, n = s.truth["read_args"]
+    regs = read(target, _rel(s, "regs"), 4096)
+    got = int.from_bytes(regs[offs[arg]:offs[arg] + width], "little")
+    assert got == {"fd": fd, "buf": buf, "n": n}[arg], f"{arg} register at {offs[arg]}"
 
 
 @pytest.mark.procfs("*", "regs")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bsdprocfs_conformance.spec import RLIMIT_IDENTS, escape_comm
-from bsdprocfs_conformance.subjects import COMM, FREEBSD
+from bsdprocfs_conformance.subjects import COMM, FREEBSD, PLAIN_COMM
 from bsdprocfs_conformance.targets import read
 from bsdprocfs_conformance.util import (
     elf_osrel,
@@ -72,7 +72,7 @@ def test_status_value(target, pool, tol, subject, field):
     before = s.cmd("rusage") if field == "cputime" and subject != "running" else None
     st = parse_status(read(target, f"{s.pid}/status"))
     if field == "comm":
-        assert st.comm == (escape_comm(COMM) if subject == "rich" else b"bsdpfs-subject")
+        assert st.comm == escape_comm(COMM if subject == "rich" else PLAIN_COMM)
     elif field == "pid":
         assert st.pid == s.pid
     elif field in ("ppid", "pgid"):

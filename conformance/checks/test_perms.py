@@ -57,6 +57,8 @@ def observed(observer, pool, prof):
                 ops.append(["read", rel, 4096, off])
             elif node == "ctl":
                 ops.append(["write", rel, b"detach".hex(), 0])
+                if name in ("fgid", "fgroups"):     # may open ctl, may not debug
+                    ops.append(["write", rel, b"attach".hex(), 0])
             else:
                 ops.append(["write", rel, b"hello".hex(), 0])
             ops.append(["open", rel, "r" if n.wr and not n.rd else "w"])
@@ -133,6 +135,10 @@ def test_observer_node(observed, prof, subject, node):
         # vaccess decides the open; detach of an untraced process is a no-op that
         # needs no p_candebug (procfs_control)
         assert op == ({"ok": 6} if may_wr else {"errno": errno.EACCES}), SUBJECTS[subject][1]
+        if subject in ("fgid", "fgroups"):
+            attach = [r for o, r in zip(observed[subject][2], res["results"], strict=True)
+                      if o[:2] == ["write", rel] and o[2] == b"attach".hex()]
+            assert attach == [{"errno": errno.EPERM}], "attach needs p_candebug"
     else:
         assert ("ok" in op) == may_rd, op
     # each open answers what vaccess of the (possibly zeroed) mode grants this observer

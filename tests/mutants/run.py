@@ -123,10 +123,8 @@ def _pytest(work: str, m: Mutant, env: dict[str, str], target: list[str],
            "-p", "no:cacheprovider", "-p", "_mutant_order", "--pyargs",
            "bsdprocfs_conformance.checks", *target, "-x", "-q", "-n", "0",
            "--timeout", "120", "--procfs-report-json", report]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
+    p = _run(cmd, env, work, timeout)
+    if p is None:
         return "error", f"suite timed out after {timeout:.0f} s"
     failed = []
     with contextlib.suppress(OSError, ValueError), open(report, encoding="utf-8") as f:
@@ -137,6 +135,38 @@ def _pytest(work: str, m: Mutant, env: dict[str, str], target: list[str],
     if p.returncode == 0:
         return "survived", "every check passed"
     return "error", f"pytest exit {p.returncode}: {(p.stdout + p.stderr)[-1500:]}"
+
+
+_LIVE: set[subprocess.Popen[str]] = set()
+
+
+def _run(cmd: list[str], env: dict[str, str], cwd: str,
+         timeout: float) -> subprocess.CompletedProcess[str] | None:
+    """subprocess.run in its own session, registered so that a signalled harness can
+    end every suite it started (and their subjects) at once."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env, cwd=cwd, start_new_session=True)
+    _LIVE.add(p)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(p)
+        p.communicate()
+        return None
+    finally:
+        _LIVE.discard(p)
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def _kill_group(p: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)   # subjects in the group too (a stopped one)
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    for p in list(_LIVE):
+        _kill_group(p)
+    raise KeyboardInterrupt
 
 
 def _mount(work: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -234,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         print("FUSE mutants need root, /dev/fuse and fusermount3", file=sys.stderr)
         return 2
     t0 = time.monotonic()
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     with tempfile.TemporaryDirectory(prefix="bsdpfs-mutants-") as tmp:
         os.chmod(tmp, 0o755)       # the suite's observer imports the copy as another user
         try:
