@@ -204,7 +204,8 @@ def fork_off(how: str) -> dict:
     """Become a child of the process the suite started: ``member`` (the parent leads
     the session and waits for us: we share its session and terminal without leading
     it, and lead a process group of our own) or ``orphan`` (the parent, the session
-    leader, exits at once: we live on in a session whose leader is gone).  Returns the fork's time window."""
+    leader, exits at once: we live on in a session whose leader is gone).
+    Returns the fork's time window."""
     lo = time.time()
     pid = os.fork()
     if pid:                                     # the parent never reads our stdin
