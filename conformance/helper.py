@@ -62,7 +62,7 @@ def setup_maps(spec: dict) -> dict:
     kernel cannot coalesce them with each other or with foreign neighbours."""
     anon = mmap.MAP_PRIVATE | MAP_ANON
     fixed = anon | MAP_FIXED
-    res = _mmap(None, 16, PROT_NONE, anon)
+    res = _mmap(None, 18, PROT_NONE, anon)
     rw = _mmap(res + PAGE, 3, mmap.PROT_READ | mmap.PROT_WRITE, fixed)
     body = (PATTERN * (3 * PAGE // len(PATTERN) + 1))[: 3 * PAGE]
     ctypes.memmove(rw, body, len(body))
@@ -81,8 +81,21 @@ def setup_maps(spec: dict) -> dict:
             fm = _mmap(res + 13 * PAGE, 2, mmap.PROT_READ, mmap.MAP_SHARED | MAP_FIXED, fd)
         finally:
             os.close(fd)
-        ctypes.string_at(fm, 16)                                 # resident vnode pages
+        ctypes.string_at(fm, 16)                                 # both vnode pages
+        ctypes.string_at(fm + PAGE, 16)                          # resident, in our map
         out["file"] = [fm, fm + 2 * PAGE, "r--", spec["mapfile"]]
+    if spec.get("delfile"):                     # a mapped file that is then deleted
+        path = spec["delfile"]
+        with open(path, "wb") as f:
+            f.write(b"D" * PAGE)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            dm = _mmap(res + 16 * PAGE, 1, mmap.PROT_READ, mmap.MAP_SHARED | MAP_FIXED, fd)
+        finally:
+            os.close(fd)
+        ctypes.string_at(dm, 16)                                 # resident
+        os.unlink(path)
+        out["deleted"] = [dm, dm + PAGE, "r--"]
     return out
 
 
@@ -294,6 +307,9 @@ def main() -> None:
     out.flush()
     stdin = sys.stdin.buffer
     fd = stdin.fileno()
+    if spec.get("mode") == "nap":
+        while True:
+            time.sleep(3600)                        # asleep in nanosleep(2)
     busy = spec.get("mode") == "busy"
     if busy:
         os.nice(19)          # still state R, but it yields the CPU to everything else

@@ -4,6 +4,7 @@ then only registers options and a marker, and touches no other test."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -36,6 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="judge the procfs mounted at PATH (native FreeBSD /proc, a FUSE mount)")
     g.addoption("--procfs-api", action="store_true", default=False,
                 help="judge the in-process bsdprocfs API")
+    g.addoption("--procfs-fuse", action="store_true", default=False,
+                help="judge the bsdprocfs FUSE shim, mounted once per judged profile "
+                     "(root, /dev/fuse, fuse3)")
     g.addoption("--procfs-api-factory", default=None, metavar="MODULE:CALLABLE",
                 help="build the API object with CALLABLE(profile) instead of ProcFS")
     g.addoption("--procfs-profile", default=None, metavar="P[,P...]",
@@ -55,6 +59,7 @@ class Settings:
     factory: str | None
     profiles: tuple[str, ...]       # judged, in the target's order; one matrix column
     impl: str
+    mount: bool = False             # --procfs-fuse: the suite mounts each profile itself
 
     @property
     def profile(self) -> str:
@@ -109,10 +114,16 @@ def _bsdprocfs_fuse(root: str) -> bool:
 def resolve_settings(config: pytest.Config) -> Settings | None:
     root = config.getoption("procfs_root")
     api = bool(config.getoption("procfs_api"))
-    if not root and not api:
+    mount = bool(config.getoption("procfs_fuse"))
+    if not root and not api and not mount:
         return None
-    if root and api:
-        raise pytest.UsageError("give either --procfs-root or --procfs-api, not both")
+    if sum((bool(root), api, mount)) > 1:
+        raise pytest.UsageError("give one of --procfs-root, --procfs-api, --procfs-fuse")
+    if mount:                   # the shim serves every profile of its package: one mount each
+        served = served_profiles()
+        impl = config.getoption("procfs_impl") or "bsdprocfs-fuse"
+        return Settings(None, False, None, _pick_profiles(
+            config.getoption("procfs_profile"), served, served), impl, mount=True)
     given = config.getoption("procfs_profile")
     impl = config.getoption("procfs_impl")
     native = bool(root) and sys.platform.startswith("freebsd")
@@ -148,7 +159,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config._procfs_settings = s  # type: ignore[attr-defined]
     m = Matrix()
     m.profile_order = list(s.profiles)
-    m.meta = {"target": f"root {s.root}" if s.root else "bsdprocfs API" + (
+    m.meta = {"target": f"root {s.root}" if s.root else "bsdprocfs FUSE mount per profile"
+              if s.mount else "bsdprocfs API" + (
         f" ({s.factory})" if s.factory else ""), "profiles": list(s.profiles), "impl": s.impl,
         "platform": sys.platform, "uid": os.geteuid()}
     config._procfs_matrix = m  # type: ignore[attr-defined]
@@ -309,9 +321,27 @@ def procfs_profile(request: pytest.FixtureRequest, procfs_settings: Settings) ->
 
 
 @pytest.fixture(scope="session")
-def target(procfs_settings: Settings, procfs_profile: str) -> Any:
+def procfs_root(procfs_settings: Settings) -> Any:
+    """profile -> the path judged for it: --procfs-root, or with --procfs-fuse a mount of
+    that profile made on first use and unmounted at the end of the session."""
+    stack = contextlib.ExitStack()
+    mounts: dict[str, str] = {}
+
+    def root(profile: str) -> str | None:
+        if not procfs_settings.mount:
+            return procfs_settings.root
+        if profile not in mounts:
+            from bsdprocfs.fuse import mounted
+            mounts[profile] = stack.enter_context(mounted(profile)).path
+        return mounts[profile]
+    with stack:
+        yield root
+
+
+@pytest.fixture(scope="session")
+def target(procfs_settings: Settings, procfs_profile: str, procfs_root: Any) -> Any:
     from .targets import make_target
-    return make_target(procfs_settings.root, procfs_settings.api, procfs_profile,
+    return make_target(procfs_root(procfs_profile), procfs_settings.api, procfs_profile,
                        procfs_settings.factory)
 
 
@@ -326,7 +356,7 @@ def tol(procfs_settings: Settings) -> Any:
 
 
 @pytest.fixture(scope="session")
-def pool(procfs_settings: Settings) -> Any:
+def pool(procfs_settings: Settings, procfs_root: Any) -> Any:
     from .subjects import Pool
     from .targets import make_target, write
     p = Pool()
@@ -334,7 +364,7 @@ def pool(procfs_settings: Settings) -> Any:
     # shared: checks of profiles without ctl never ask for it)
     ctl_prof = next((n for n in procfs_settings.profiles if PROFILES[n].has_ctl),
                     procfs_settings.profile)
-    t = make_target(procfs_settings.root, procfs_settings.api, ctl_prof,
+    t = make_target(procfs_root(ctl_prof), procfs_settings.api, ctl_prof,
                     procfs_settings.factory)
     p.ctl = lambda pid, word: write(t, f"{pid}/ctl", word)
     try:
@@ -346,10 +376,11 @@ def pool(procfs_settings: Settings) -> Any:
 class Observer:
     """Runs operations as the unprivileged test user (a child with dropped ids)."""
 
-    def __init__(self, settings: Settings, pool: Any, profile: str) -> None:
+    def __init__(self, settings: Settings, pool: Any, profile: str, root: str | None) -> None:
         from . import observer, targets
         self.settings = settings
         self.profile = profile
+        self.root = root
         self.pool = pool
         self.dir = pool.dir
         for mod in (observer, targets):
@@ -370,7 +401,7 @@ class Observer:
         s = self.settings
         paths = [self.dir] + [p for p in sys.path if p and os.path.isdir(p)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), PYTHONDONTWRITEBYTECODE="1")
-        cfg = {"root": s.root, "api": s.api, "profile": self.profile, "factory": s.factory}
+        cfg = {"root": self.root, "api": s.api, "profile": self.profile, "factory": s.factory}
         p = subprocess.run([self.pool.plain_exe, "-S", os.path.join(self.dir, "observer.py"),
                             json.dumps(cfg)], input=json.dumps(ops), capture_output=True,
                            text=True, user=self.uid, group=self.gid,
@@ -383,7 +414,8 @@ class Observer:
 
 
 @pytest.fixture(scope="session")
-def observer(procfs_settings: Settings, pool: Any, procfs_profile: str) -> Observer:
+def observer(procfs_settings: Settings, pool: Any, procfs_profile: str,
+             procfs_root: Any) -> Observer:
     if os.geteuid() != 0:
         pytest.skip("the unprivileged observer needs root to drop privileges in a child")
-    return Observer(procfs_settings, pool, procfs_profile)
+    return Observer(procfs_settings, pool, procfs_profile, procfs_root(procfs_profile))

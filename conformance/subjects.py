@@ -19,7 +19,8 @@ HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
 #: comm of the rich subject: a space, a backslash and a high byte need octal escapes.
 COMM = b"bpc s\\x\xe9"
 #: comm of every other subject: one space, the only byte that needs an escape
-PLAIN_COMM = b"bsdpfs subject"
+#: (19 bytes: FreeBSD's MAXCOMLEN, beyond Linux's 15-byte TASK_COMM_LEN cut)
+PLAIN_COMM = b"bsdpfs conf-subject"
 ARGV_EXTRA = ["arg with space", "", "tab\there", "\u00fcml"]
 TEST_USER = "bsdpfs_conf"
 EXTRA_GID = 54321
@@ -220,7 +221,9 @@ class Pool:
         """Known comm, session + pty, credentials, rlimits, maps and argv; sleeping."""
         spec = {"setsid": True, "tty": True, "maps": True, "mapfile": self.mapfile,
                 "setrlimit": {"nofile": [200, 300], "core": [0, -1], "fsize": [1 << 30, -1],
-                              "cpu": [3600, 7200]}}
+                              "cpu": [3600, 7200], "data": [1 << 35, -1],
+                              "vmem": [1 << 40, -1]},
+                "delfile": os.path.join(self._own_dir("rich"), "rich deleted.dat")}
         s = self.spawn("rich", spec, rich_exe=True, as_user=True, extra_args=ARGV_EXTRA)
         wait_for(lambda: host_state(s.pid) == "S", 5)
         return s
@@ -269,6 +272,20 @@ class Pool:
     def _make_orphan(self) -> Subject:
         """In a session whose leader has exited (a zombie until the pool reaps it)."""
         s = self.spawn("orphan", {"setsid": True, "fork": "orphan"})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _own_dir(self, name: str) -> str:
+        """A directory the subject (the test user, as root) may create and delete in."""
+        d = os.path.join(self.dir, f"{name}-files")
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        if self.user:
+            os.chown(d, *self.user)
+        return d
+
+    def _make_napper(self) -> Subject:
+        """Asleep in nanosleep(2) (it answers no commands)."""
+        s = self.spawn("napper", {"mode": "nap"})
         wait_for(lambda: host_state(s.pid) == "S", 5)
         return s
 

@@ -30,7 +30,8 @@ def rich(pool):
 
 #: subjects whose every status field has one known value.  root-only ones need the
 #: unprivileged test user (created by the suite as root).
-STATUS_SUBJECTS = ("rich", "sleeping", "running", "stopped", "member", "orphan", "burner",
+STATUS_SUBJECTS = ("rich", "sleeping", "running", "stopped", "napper", "member", "orphan",
+                   "burner",
                    "own", "sugid", "split", "dropped", "grouped")
 ROOT_ONLY = frozenset(("own", "sugid", "split", "dropped", "grouped", "fgid", "fgroups"))
 
@@ -57,9 +58,10 @@ def _wait_wmesg(target, s, want: str) -> list[str]:
 
 
 #: a stopped subject cannot report its own rusage, and its wmesg is not pinned down
-#: by the spec: those two fields are judged on the other subjects only
+#: by the spec; the napper answers no commands: those fields are judged on the others
 STATUS_CASES = [(s, f) for s in STATUS_SUBJECTS for f in STATUS_FIELDS
-                if not (s == "stopped" and f in ("cputime", "wmesg"))]
+                if not (s == "stopped" and f in ("cputime", "wmesg"))
+                and not (s == "napper" and f == "cputime")]
 
 
 @pytest.mark.procfs("status", "values")
@@ -115,8 +117,9 @@ def test_status_value(target, pool, tol, subject, field):
             got = [parse_status(read(target, f"{s.pid}/status")).wmesg for _ in range(3)]
             assert "nochan" in got, f"running: wmesg {got}"
         else:
-            got = _wait_wmesg(target, s, "piperd")
-            assert got[-1] == "piperd", f"blocked in read(2) on a pipe: {got}"
+            want = "nanslp" if subject == "napper" else "piperd"
+            got = _wait_wmesg(target, s, want)
+            assert got[-1] == want, f"blocked in nanosleep(2) or read(2) on a pipe: {got}"
     elif field in ("euid", "ruid", "rgid"):
         assert getattr(st, field) == t[field]
     elif field == "groups":
@@ -220,21 +223,38 @@ def test_map_order(rich_map):
         assert a.start < a.end <= b.start, "entries sorted and disjoint"
 
 
+#: region -> (resident pages, has an object, charged): pages the subject touched itself
+#: (every page of each object: FreeBSD counts the object's resident pages in the range,
+#: Linux the pages mapped in), an object once touched, a swap charge for private
+#: writable memory only.
+MAP_TRUTH = {"rw": (3, True, True), "ro": (0, False, None), "file": (2, True, False),
+             "hole_before": (1, True, True), "deleted": (1, True, False)}
+
+
 @pytest.mark.procfs("map", "values")
-@pytest.mark.parametrize("region", ["rw", "ro", "file", "hole_before"])
+@pytest.mark.parametrize("region", sorted(MAP_TRUTH))
 def test_map_region(prof, rich, rich_map, region):
     r = rich.truth["maps"][region]
     e = _entry(rich_map, r[0])
     assert (e.end, e.prot) == (r[1], r[2])
+    resident, has_obj, charged = MAP_TRUTH[region]
+    assert e.resident == resident, f"resident pages of {region}"
+    assert (e.obj != 0) == has_obj and (e.ref_count == 1 if has_obj else e.ref_count == 0), e
+    if charged is not None:
+        assert (e.charged, e.uid) == ((True, rich.truth["ruid"]) if charged else (False, -1))
+    assert 0 <= e.private <= e.resident
     if region == "file":
-        assert e.path == r[3].encode() and e.type == "vnode" and not e.cow
+        assert e.path == r[3].encode() and e.type == "vnode" and not e.cow, "MAP_SHARED"
+    elif region == "deleted":
+        assert e.type == "vnode" and e.path == b"-", "vn_fullpath fails for a deleted file"
     elif region == "ro":
         assert e.type == "none" and e.path == b"-", "untouched anonymous: no object"
     else:
         # COW/NCOW of private anonymous memory is not asserted: vm_mmap's docow
         # rule for MAP_ANON is UNVERIFIED in the spec
         assert e.type == prof.anon_type and e.path == b"-"
-        assert e.resident >= 1
+        if prof.kvme:
+            assert e.flags & 0x210 == 0x210, f"OBJ_ANON|OBJ_SWAP in {e.flags:#x}"
 
 
 @pytest.mark.procfs("map", "values")

@@ -37,6 +37,9 @@ sys.path.insert(0, HERE)
 from catalogue import MUTANTS, Mutant  # noqa: E402
 
 C_TWIN = "backends/_linuxfacts.c"
+#: files only the pure-Python twin runs (the compiled twin renders map itself): their
+#: mutants are judged with BSDPROCFS_PURE=1, the configuration of a host without gcc
+PURE_FILES = frozenset(("backends/_linuxparse.py", "nodes/map.py"))
 EXT = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 
 
@@ -109,7 +112,7 @@ def _env(work: str, base: str, m: Mutant) -> dict[str, str]:
         + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["MUTANT_FOCUS"] = ",".join(m.focus)
-    if m.file == "backends/_linuxparse.py":
+    if m.file in PURE_FILES:
         env["BSDPROCFS_PURE"] = "1"       # judge the pure twin itself
     else:
         env.pop("BSDPROCFS_PURE", None)
