@@ -516,6 +516,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "        if pid == reader_pid:\n            raise fail(EBUSY, pid, \"ctl\", "
            "\"attach: a process cannot trace itself\")\n        if pid == os.getpid():",
            ("ctl",)),
+    Mutant("ctl-step-dispatch-typo", "ctl", DB,
+           "the step word is dispatched under a misspelt name (falls through to the signals)",
+           "            if word == \"step\":                     # the hot path first",
+           "            if word == \"stop\" and False:           # the hot path first", ("ctl",)),
     Mutant("ctl-attach-no-stop", "ctl", DB,
            "attach traces the target without stopping it",
            "            lx.interrupt(pid)\n        tr.wait_stop(t, 0.002)",

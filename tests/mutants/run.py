@@ -4,8 +4,8 @@ For each mutant of catalogue.py: copy the package to a temp dir, apply the one
 patch (it must match exactly once, or the run stops: a stale catalogue never
 skips silently), build the compiled Linux twin for C mutants (the unmutated twin
 is built once and shared), then run the conformance suite against the copy with
-``-x``: the API target in-process, every profile; FUSE mutants through a real
-mount of the copy.  A mutant is killed when a check fails.
+``-x``: the API target in-process, every profile; FUSE mutants through real
+mounts of the copy (--procfs-fuse: one per profile).  A mutant is killed when a check fails.
 
     python tests/mutants/run.py [-j 2] [--only ID[,ID]] [--min 95] [--json FILE]
 
@@ -172,36 +172,6 @@ def _on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _mount(work: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    mnt = os.path.join(work, "mnt")
-    os.mkdir(mnt)
-    log = os.path.join(work, "daemon.log")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bsdprocfs", "mount", "--foreground", "--profile", "compat",
-         "--logfile", log, "--pidfile", os.path.join(work, "daemon.pid"), mnt],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not os.path.ismount(mnt):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _unmount(proc, mnt)
-            raise RuntimeError(f"mount of the mutant failed (exit {proc.poll()})")
-        time.sleep(0.02)
-    return proc, mnt
-
-
-def _unmount(proc: subprocess.Popen[bytes], mnt: str) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if os.path.ismount(mnt):
-        subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True, check=False)
-
-
 def run_one(m: Mutant, base: str, tmp: str, timeout: float) -> Result:
     t0 = time.monotonic()
     work = os.path.join(tmp, m.id)
@@ -218,12 +188,8 @@ def run_one(m: Mutant, base: str, tmp: str, timeout: float) -> Result:
     try:
         if m.file == C_TWIN:
             build_c(path, os.path.join(pkg, "backends", "_linuxfacts" + EXT))
-        if m.target == "fuse":
-            proc, mnt = _mount(work, env)
-            try:
-                outcome, detail = _pytest(work, m, env, ["--procfs-root", mnt], timeout)
-            finally:
-                _unmount(proc, mnt)
+        if m.target == "fuse":          # the suite mounts the mutated copy per profile
+            outcome, detail = _pytest(work, m, env, ["--procfs-fuse"], timeout)
         else:
             outcome, detail = _pytest(work, m, env, ["--procfs-api"], timeout)
     except (CatalogueError, RuntimeError, OSError) as e:
