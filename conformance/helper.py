@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import json
 import mmap
 import os
@@ -26,6 +27,12 @@ LIBC.mmap.restype = ctypes.c_void_p
 LIBC.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
                       ctypes.c_int, ctypes.c_long]
 LIBC.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+LIBC.read.restype = ctypes.c_ssize_t
+LIBC.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+#: a sleeping subject blocks in read(0, READ_BUF, READ_LEN) through libc, so its
+#: argument registers hold known values (an odd length no library would pick)
+READ_LEN = 3001
+READ_BUF = ctypes.create_string_buffer(READ_LEN)
 PAGE = mmap.PAGESIZE
 FREEBSD = sys.platform.startswith("freebsd")
 MAP_ANON = getattr(mmap, "MAP_ANONYMOUS", getattr(mmap, "MAP_ANON", 0x1000))
@@ -55,7 +62,7 @@ def setup_maps(spec: dict) -> dict:
     kernel cannot coalesce them with each other or with foreign neighbours."""
     anon = mmap.MAP_PRIVATE | MAP_ANON
     fixed = anon | MAP_FIXED
-    res = _mmap(None, 16, PROT_NONE, anon)
+    res = _mmap(None, 18, PROT_NONE, anon)
     rw = _mmap(res + PAGE, 3, mmap.PROT_READ | mmap.PROT_WRITE, fixed)
     body = (PATTERN * (3 * PAGE // len(PATTERN) + 1))[: 3 * PAGE]
     ctypes.memmove(rw, body, len(body))
@@ -74,8 +81,21 @@ def setup_maps(spec: dict) -> dict:
             fm = _mmap(res + 13 * PAGE, 2, mmap.PROT_READ, mmap.MAP_SHARED | MAP_FIXED, fd)
         finally:
             os.close(fd)
-        ctypes.string_at(fm, 16)                                 # resident vnode pages
+        ctypes.string_at(fm, 16)                                 # both vnode pages
+        ctypes.string_at(fm + PAGE, 16)                          # resident, in our map
         out["file"] = [fm, fm + 2 * PAGE, "r--", spec["mapfile"]]
+    if spec.get("delfile"):                     # a mapped file that is then deleted
+        path = spec["delfile"]
+        with open(path, "wb") as f:
+            f.write(b"D" * PAGE)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            dm = _mmap(res + 16 * PAGE, 1, mmap.PROT_READ, mmap.MAP_SHARED | MAP_FIXED, fd)
+        finally:
+            os.close(fd)
+        ctypes.string_at(dm, 16)                                 # resident
+        os.unlink(path)
+        out["deleted"] = [dm, dm + PAGE, "r--"]
     return out
 
 
@@ -124,6 +144,41 @@ def ctty() -> bool:
         return False
 
 
+def ctty_name() -> str | None:
+    """devtoname() of the controlling terminal ("pts/3"), None without one: the host's
+    own ps(1) names it (no portable call does, /dev/tty is only an alias)."""
+    if not ctty():
+        return None
+    import subprocess
+    out = subprocess.run(["ps", "-o", "tty=", "-p", str(os.getpid())], capture_output=True,
+                         text=True).stdout.strip()
+    return out if out and out not in ("?", "-", "??") else None
+
+
+def leader_alive(sid: int) -> bool:
+    """Does the leader of our session still exist, not a zombie (FreeBSD keeps
+    s_leader until the leader exits; status prints 0 once it is gone)?"""
+    if sid == os.getpid():
+        return True
+    try:
+        os.kill(sid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if FREEBSD:
+        import subprocess
+        st = subprocess.run(["ps", "-o", "state=", "-p", str(sid)], capture_output=True,
+                            text=True).stdout.strip()
+        return bool(st) and not st.startswith("Z")
+    try:
+        with open(f"/proc/{sid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2:][:1] not in (b"Z", b"X")
+    except OSError:
+        return False
+
+
 def truth(spec: dict, extra: dict) -> dict:
     groups = os.getgroups()
     if not FREEBSD:
@@ -136,10 +191,52 @@ def truth(spec: dict, extra: dict) -> dict:
     t = {"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgrp(), "sid": os.getsid(0),
          "ruid": os.getuid(), "euid": os.geteuid(), "rgid": os.getgid(), "egid": os.getegid(),
          "groups": groups, "argv_hex": [a.hex() for a in spec["argv"]], "t0": T0,
-         "exe": os.fsencode(sys.executable).hex(), "ctty": ctty(), "rlimits": rlimits(),
-         "ut": int(ru.ru_utime * 1e6), "st": int(ru.ru_stime * 1e6)}
+         "exe": os.fsencode(sys.executable).hex(), "ctty": ctty(),
+         "ttyname": extra.get("tty") or ctty_name(),
+         "leader_alive": leader_alive(os.getsid(0)), "rlimits": rlimits(),
+         "ut": int(ru.ru_utime * 1e6), "st": int(ru.ru_stime * 1e6),
+         "read_args": [0, ctypes.addressof(READ_BUF), READ_LEN]}
     t.update(extra)
     return t
+
+
+def burn(seconds: float) -> None:
+    """Spend ``seconds`` of user CPU time (the cputime checks need a user share far
+    from the system share)."""
+    end = time.process_time() + seconds
+    x = 0
+    while time.process_time() < end:
+        for _ in range(10000):
+            x = (x * 31 + 7) % 1000003
+
+
+def set_ids(ids: dict) -> None:
+    """Credentials changed without exec: groups, then gids, then uids (P_SUGID)."""
+    os.setgroups(ids["groups"])
+    os.setresgid(*ids["gid"])
+    os.setresuid(*ids["uid"])
+
+
+def fork_off(how: str) -> dict:
+    """Become a child of the process the suite started: ``member`` (the parent leads
+    the session and waits for us: we share its session and terminal without leading
+    it, and lead a process group of our own) or ``orphan`` (the parent, the session
+    leader, exits at once: we live on in a session whose leader is gone).
+    Returns the fork's time window."""
+    lo = time.time()
+    pid = os.fork()
+    if pid:                                     # the parent never reads our stdin
+        if how == "member":
+            os.waitpid(pid, 0)
+        os._exit(0)
+    hi = time.time()
+    if how == "member":
+        os.setpgid(0, 0)                        # leads its process group, not the session
+    if how == "orphan":
+        leader = os.getsid(0)
+        while os.getppid() == leader:           # reparented once the leader has exited
+            time.sleep(0.005)
+    return {"fork": [lo, hi]}
 
 
 def on_signal(signum: int, frame: object) -> None:
@@ -191,6 +288,13 @@ def main() -> None:
                     signal.signal(getattr(signal, name), on_signal)
                 except (OSError, ValueError, RuntimeError):
                     pass
+    if spec.get("fork"):
+        extra.update(fork_off(spec["fork"]))
+    if spec.get("burn"):
+        burn(spec["burn"])
+    if spec.get("setids"):
+        set_ids(spec["setids"])
+        time.sleep(0.2)                         # see setcred below
     if spec.get("setcred"):                     # after exec: P_SUGID on FreeBSD
         r, e, g = spec["setcred"]
         os.setgroups([g])
@@ -207,6 +311,9 @@ def main() -> None:
     out.flush()
     stdin = sys.stdin.buffer
     fd = stdin.fileno()
+    if spec.get("mode") == "nap":
+        while True:
+            time.sleep(3600)                        # asleep in nanosleep(2)
     busy = spec.get("mode") == "busy"
     if busy:
         os.nice(19)          # still state R, but it yields the CPU to everything else
@@ -219,8 +326,13 @@ def main() -> None:
             if not select.select([fd], [], [], 0)[0]:
                 continue
             chunk = os.read(fd, 4096)
-        else:
-            chunk = os.read(fd, 4096)               # sleeps in read(2) on a pipe
+        else:                                       # sleeps in read(2) on a pipe
+            n = LIBC.read(fd, READ_BUF, READ_LEN)
+            if n < 0:
+                if ctypes.get_errno() == errno.EINTR:
+                    continue
+                raise OSError(ctypes.get_errno(), "read")
+            chunk = READ_BUF.raw[:n]
         if not chunk:
             os._exit(0)
         buf += chunk

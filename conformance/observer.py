@@ -46,6 +46,7 @@ def main() -> None:
         except OSError as e:
             out.append({"errno": e.errno})
     print(json.dumps({"pid": os.getpid(), "uid": os.geteuid(), "gid": os.getegid(),
+                      "groups": os.getgroups(),
                       "results": out}))
 
 

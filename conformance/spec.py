@@ -206,6 +206,25 @@ def regset_sizes(machine: str | None = None) -> dict[str, int]:
     return {}
 
 
+def machine_arch(machine: str | None = None) -> str:
+    m = (machine or platform.machine()).lower()
+    return {"x86_64": "amd64", "arm64": "aarch64", "i486": "i386", "i586": "i386",
+            "i686": "i386"}.get(m, m)
+
+
+#: struct reg of a process blocked in read(fd, buf, n): (register width, {argument:
+#: byte offset of the register holding it}).  amd64 r_rdi/r_rsi/r_rdx (the syscall
+#: argument registers, which the kernel does not clobber); i386 r_ebx/r_ecx/r_edx
+#: (Linux's int 0x80 convention: a shim on Linux shows them; FreeBSD i386 passes
+#: arguments on the stack, so native i386 holds no argument in registers: not judged
+#: there); aarch64 x1/x2 (x0 carries the return value once the call was interrupted).
+READ_ARG_REGS: dict[str, tuple[int, dict[str, int]]] = {
+    "amd64": (8, {"fd": 64, "buf": 72, "n": 96}),
+    "i386": (4, {"fd": 28, "buf": 36, "n": 32}),
+    "aarch64": (8, {"buf": 8, "n": 16}),
+}
+
+
 #: amd64 struct reg offsets used by the write round trip (r_r11 is clobbered by syscall).
 AMD64_R11 = 32
 SIGNED_CHAR = platform.machine().lower() in ("x86_64", "amd64", "i386", "i486", "i586", "i686")

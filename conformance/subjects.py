@@ -18,11 +18,34 @@ from typing import Any
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
 #: comm of the rich subject: a space, a backslash and a high byte need octal escapes.
 COMM = b"bpc s\\x\xe9"
+#: comm of every other subject: one space, the only byte that needs an escape
+#: (19 bytes: FreeBSD's MAXCOMLEN, beyond Linux's 15-byte TASK_COMM_LEN cut)
+PLAIN_COMM = b"bsdpfs conf-subject"
 ARGV_EXTRA = ["arg with space", "", "tab\there", "\u00fcml"]
 TEST_USER = "bsdpfs_conf"
 EXTRA_GID = 54321
 FREEBSD = sys.platform.startswith("freebsd")
 LINUX = sys.platform.startswith("linux")
+
+
+NOBODY = 65534
+#: Credential subjects, each built so that ONE rule decides what the unprivileged
+#: observer (uid U, gid G, groups G and EXTRA_GID) may do with it:
+#:   dropped  all ids equal to the observer's, changed without exec: P_SUGID decides
+#:   fgid     the observer's uid, a gid it lacks (since exec): the gid rule decides
+#:   fgroups  the observer's ids plus a supplementary group it lacks: the subset rule
+#:   grouped  another uid, the observer's EXTRA_GID as its group: vaccess's group class
+#:   split    ruid U but euid/suid nobody, rgid G but egid nogroup (without exec):
+#:            every status credential field differs from its neighbours
+CREDS: dict[str, dict[str, Any]] = {
+    "dropped": {"setids": lambda u, g: {"uid": [u, u, u], "gid": [g, g, g],
+                                        "groups": [g, EXTRA_GID]}},
+    "fgid": {"exec": lambda u, g: {"creds": (u, NOBODY, [NOBODY])}},
+    "fgroups": {"exec": lambda u, g: {"creds": (u, g, [g, NOBODY])}},
+    "grouped": {"exec": lambda u, g: {"creds": (NOBODY, EXTRA_GID, [EXTRA_GID])}},
+    "split": {"setids": lambda u, g: {"uid": [u, NOBODY, u], "gid": [g, NOBODY, g],
+                                      "groups": [EXTRA_GID]}},
+}
 
 
 def ensure_user(name: str = TEST_USER) -> tuple[int, int]:
@@ -74,6 +97,8 @@ class Subject:
         self.pid = popen.pid
         self.reaped = False
         self.traced_by: Any = None      # ctl(pid, word) of whoever attached it
+        #: the suite's clock just before and just after the fork that made the subject
+        self.forked: tuple[float, float] = (0.0, 0.0)
 
     def send(self, line: str) -> None:
         assert self.popen.stdin
@@ -137,7 +162,7 @@ class Pool:
         os.chmod(self.exe, 0o755)
         # Subjects (and the unprivileged observer) run copies of the interpreter: the
         # original may sit below a directory other users cannot search.
-        self.plain_exe = os.path.join(self.dir, "bsdpfs-subject")
+        self.plain_exe = os.path.join(self.dir, PLAIN_COMM.decode())
         shutil.copy2(real, self.plain_exe)
         os.chmod(self.plain_exe, 0o755)
         self.helper = os.path.join(self.dir, "helper.py")
@@ -155,7 +180,8 @@ class Pool:
 
     def spawn(self, name: str, spec: dict | None = None, *, rich_exe: bool = False,
               as_user: bool = False, wait_truth: bool = True, wrap: list[str] | None = None,
-              extra_args: list[str] | None = None) -> Subject:
+              extra_args: list[str] | None = None,
+              creds: tuple[int, int, list[int]] | None = None) -> Subject:
         spec = dict(spec or {})
         exe = self.exe if rich_exe else os.fsencode(self.plain_exe)
         argv: list[Any] = [exe, "-S", self.helper, json.dumps(spec)] + (extra_args or [])
@@ -163,11 +189,16 @@ class Pool:
         if as_user and self.user:
             uid, gid = self.user
             kw.update(user=uid, group=gid, extra_groups=[gid, EXTRA_GID])
+        if creds is not None:
+            kw.update(user=creds[0], group=creds[1], extra_groups=creds[2])
         if wrap:            # the last wrapper word prefixes the executable ("command=")
             argv = wrap[:-1] + [wrap[-1] + os.fsdecode(exe)] + argv[1:]
+        lo = time.time()
         p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              close_fds=True, **kw)
+        hi = time.time()            # Popen returns once the child has exec'd: forked before
         s = Subject(name, p, None)
+        s.forked = (lo, hi)
         self.all.append(s)
         if wait_truth:
             try:
@@ -176,6 +207,8 @@ class Pool:
                 s.kill()
                 raise
             s.pid = s.truth["pid"]
+            if "fork" in s.truth:     # the subject is a child the helper forked itself
+                s.forked = tuple(s.truth["fork"])
         return s
 
     def get(self, name: str) -> Subject:
@@ -188,7 +221,9 @@ class Pool:
         """Known comm, session + pty, credentials, rlimits, maps and argv; sleeping."""
         spec = {"setsid": True, "tty": True, "maps": True, "mapfile": self.mapfile,
                 "setrlimit": {"nofile": [200, 300], "core": [0, -1], "fsize": [1 << 30, -1],
-                              "cpu": [3600, 7200]}}
+                              "cpu": [3600, 7200], "data": [1 << 35, -1],
+                              "vmem": [1 << 40, -1]},
+                "delfile": os.path.join(self._own_dir("rich"), "rich deleted.dat")}
         s = self.spawn("rich", spec, rich_exe=True, as_user=True, extra_args=ARGV_EXTRA)
         wait_for(lambda: host_state(s.pid) == "S", 5)
         return s
@@ -202,7 +237,9 @@ class Pool:
         return self.spawn("running", {"mode": "busy", "setsid": True, "maps": True})
 
     def _make_stopped(self) -> Subject:
+        """Stopped (SIGSTOP) while blocked in read(2): its registers are known."""
         s = self.spawn("stopped", {"maps": True})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
         s.stop()
         return s
 
@@ -225,10 +262,59 @@ class Pool:
         wait_for(lambda: host_state(s.pid) == "Z", 10)
         return s
 
+    def _make_member(self) -> Subject:
+        """In a session with a controlling terminal that it does not lead (its parent,
+        the leader, waits for it)."""
+        s = self.spawn("member", {"setsid": True, "tty": True, "fork": "member"})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _make_orphan(self) -> Subject:
+        """In a session whose leader has exited (a zombie until the pool reaps it)."""
+        s = self.spawn("orphan", {"setsid": True, "fork": "orphan"})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _own_dir(self, name: str) -> str:
+        """A directory the subject (the test user, as root) may create and delete in."""
+        d = os.path.join(self.dir, f"{name}-files")
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        if self.user:
+            os.chown(d, *self.user)
+        return d
+
+    def _make_napper(self) -> Subject:
+        """Asleep in nanosleep(2) (it answers no commands)."""
+        s = self.spawn("napper", {"mode": "nap"})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _make_burner(self) -> Subject:
+        """Spent 0.3 s of user time before sleeping: a user share far from the system
+        share, so a cputime split or unit error moves a value beyond any bound."""
+        s = self.spawn("burner", {"burn": 0.3})
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
+    def _ids(self, name: str) -> Subject:
+        """Credential subjects for the permission checks (see CREDS)."""
+        assert self.user
+        uid, gid = self.user
+        how = CREDS[name]
+        spec = {"maps": True}
+        kw: dict[str, Any] = {}
+        if "setids" in how:             # changed without exec, started as root
+            spec["setids"] = how["setids"](uid, gid)
+        else:                           # started with these ids: nothing changed since exec
+            kw = how["exec"](uid, gid)
+        s = self.spawn(name, spec, **kw)
+        wait_for(lambda: host_state(s.pid) == "S", 5)
+        return s
+
     def _make_sugid(self) -> Subject:
         assert self.user
         uid, gid = self.user
-        return self.spawn("sugid", {"setcred": [uid, 65534, gid]})
+        return self.spawn("sugid", {"setcred": [uid, 65534, gid], "maps": True})
 
     def _make_own(self) -> Subject:
         """Owned by the unprivileged observer's user (debuggable by it)."""
@@ -244,6 +330,11 @@ class Pool:
                     "ip4=inherit", "command="]
             return self.spawn("jailed", {"uts": name}, wrap=wrap)
         return self.spawn("jailed", {"uts": name})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_make_") and name[6:] in CREDS:
+            return lambda: self._ids(name[6:])
+        raise AttributeError(name)
 
     def close(self) -> None:
         for s in self.all:

@@ -124,13 +124,15 @@ class MapLine:
     end: int
     resident: int
     private: int
+    obj: int
     prot: str
+    ref_count: int
+    flags: int
     cow: bool
     type: str
     path: bytes
     charged: bool
     uid: int
-    flags: int = 0           # OBJ_* of the top object (field 9)
 
 
 def parse_map(data: bytes) -> list[MapLine]:
@@ -140,9 +142,10 @@ def parse_map(data: bytes) -> list[MapLine]:
         m = MAP_LINE.match(ln)
         assert m, f"map line does not match the 15-field grammar: {ln!r}"
         g = m.groups()
-        out.append(MapLine(int(g[0], 16), int(g[1], 16), int(g[2]), int(g[3]), g[5].decode(),
-                           g[9] == b"COW", g[11].decode(), g[12], g[13] == b"CH", int(g[14]),
-                           int(g[8], 16)))
+        out.append(MapLine(int(g[0], 16), int(g[1], 16), int(g[2]), int(g[3]),
+                           0 if g[4] == b"0" else int(g[4], 16), g[5].decode(), int(g[6]),
+                           int(g[8], 16), g[9] == b"COW", g[11].decode(), g[12],
+                           g[13] == b"CH", int(g[14])))
     return out
 
 

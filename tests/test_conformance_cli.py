@@ -40,11 +40,15 @@ def test_cli_reports(tmp_path):
     cases = suites.findall(".//testcase")
     assert len(cases) > 50 and not suites.findall(".//failure")
     text = md.read_text()
-    assert "| node |" in text and "| tree |" in text and "**impl**: bsdprocfs-api" in text
+    assert "| tree |" in text and "**impl**: bsdprocfs-api" in text
     data = json.loads(js.read_text())
     assert data["totals"]["passed"] > 50 and data["totals"]["failed"] == 0
-    assert data["meta"]["profile"] == "compat"
+    from bsdprocfs.profiles import PROFILES
+    assert data["meta"]["profiles"] == list(PROFILES), "the API is judged in every profile"
+    assert {t["profile"] for t in data["tests"]} == set(PROFILES)
+    assert set(data["profiles"]) == set(PROFILES)
     assert {t["node"] for t in data["tests"]} >= {"tree", "etype", "status", "curproc"}
+    assert "| profile | node |" in text
 
 
 def test_cli_exit_status_on_failure(tmp_path):
@@ -83,7 +87,7 @@ def test_collected_cases(tmp_path):
                         "bsdprocfs_conformance.checks", "--procfs-api", "--collect-only", "-q"],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     n = sum(1 for ln in p.stdout.splitlines() if "::" in ln)
-    assert n >= 300, p.stdout[-2000:]
+    assert n >= 1500, p.stdout[-2000:]
 
 
 @pytest.mark.fuse
@@ -100,5 +104,23 @@ def test_cli_fuse_root(tmp_path):
                            capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-4000:]
     data = json.loads(js.read_text())
-    assert data["meta"]["impl"] == "bsdprocfs-fuse" and data["meta"]["profile"] == "compat"
+    assert data["meta"]["impl"] == "bsdprocfs-fuse" and data["meta"]["profiles"] == ["compat"]
     assert data["totals"]["passed"] > 40
+
+
+def test_cli_profile_narrows(tmp_path):
+    """--profile narrows the matrix to the named profiles, in the given order."""
+    js = tmp_path / "r.json"
+    p = subprocess.run(BSDPROCFS + ["conformance", "--api", "--profile", "freebsd-10,compat",
+                                    "-k", "test_root_stat or test_ctl_absent", "--json", str(js)],
+                       capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    data = json.loads(js.read_text())
+    assert data["meta"]["profiles"] == ["freebsd-10", "compat"]
+    assert sorted(t["profile"] for t in data["tests"]) == ["compat"] * 2 + ["freebsd-10"] * 2
+
+
+def test_cli_unknown_profile():
+    p = subprocess.run(BSDPROCFS + ["conformance", "--api", "--profile", "freebsd-9"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "unknown profile 'freebsd-9'" in p.stderr

@@ -114,10 +114,10 @@ def mem_eio(profile):
 
 #: variant -> (-k expression, the check that must fail)
 VARIANTS = {
-    "wrong_flag_word": ("test_status_rich", "nodes::test_status_rich[flags]"),
+    "wrong_flag_word": ("test_status_value and rich", "nodes::test_status_value[rich-flags]"),
     "no_trailing_newline": ("test_etype", "nodes::test_etype[sleeping]"),
     "infinity_as_number": ("test_rlimit_value", "nodes::test_rlimit_value[core]"),
-    "comm_not_escaped": ("test_status_rich", "nodes::test_status_rich[comm]"),
+    "comm_not_escaped": ("test_status_value and rich", "nodes::test_status_value[rich-comm]"),
     "attach_twice_eperm": ("test_ctl_word and traced", "ctl::test_ctl_word[traced-attach]"),
     "regs_while_running": ("test_regset_running", "debug::test_regset_running[regs-read]"),
     "mem_eio": ("test_mem_read_efault", "debug::test_mem_read_efault[hole]"),

@@ -15,6 +15,15 @@ from typing import Any
 from .profiles import PROFILES
 
 
+def _profiles(text: str) -> str:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in names if p not in PROFILES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown profile {', '.join(bad) or text!r}; choose from {', '.join(PROFILES)}")
+    return ",".join(names)
+
+
 def build_args(args: argparse.Namespace, ini: str) -> list[str]:
     # located, not imported: pytest must import the checks itself to rewrite asserts
     spec = importlib.util.find_spec("bsdprocfs_conformance.checks")
@@ -22,7 +31,8 @@ def build_args(args: argparse.Namespace, ini: str) -> list[str]:
     rootdir = list(spec.submodule_search_locations)[0]
     out = ["-c", ini, "--rootdir", rootdir, "-p", "no:cacheprovider",
            "--pyargs", "bsdprocfs_conformance.checks", "-r", "fE"]
-    out += ["--procfs-api"] if args.api else ["--procfs-root", args.root]
+    out += (["--procfs-api"] if args.api else ["--procfs-fuse"] if args.fuse
+            else ["--procfs-root", args.root])
     if args.profile:
         out += ["--procfs-profile", args.profile]
     if args.impl:
@@ -46,9 +56,10 @@ def build_args(args: argparse.Namespace, ini: str) -> list[str]:
 
 
 def cmd_conformance(args: argparse.Namespace) -> int:
-    if not args.root and not args.api:
+    if not args.root and not args.api and not args.fuse:
         print("bsdprocfs conformance: give --root PATH (a mounted procfs: native FreeBSD /proc "
-              "or a bsdprocfs FUSE mount) or --api (the in-process bsdprocfs API)",
+              "or a bsdprocfs FUSE mount), --api (the in-process bsdprocfs API) or --fuse "
+              "(the bsdprocfs FUSE shim, mounted by the suite once per profile)",
               file=sys.stderr)
         return 2
     if args.root and not os.path.isdir(args.root):
@@ -76,8 +87,12 @@ def register(sub: Any) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--root", metavar="PATH", help="a mounted procfs (FreeBSD /proc, FUSE mount)")
     g.add_argument("--api", action="store_true", help="the in-process bsdprocfs API")
-    p.add_argument("--profile", choices=sorted(PROFILES),
-                   help="release profile (auto on native FreeBSD; compat for --api)")
+    g.add_argument("--fuse", action="store_true",
+                   help="the bsdprocfs FUSE shim, mounted once per judged profile (root)")
+    p.add_argument("--profile", metavar="P[,P...]", type=_profiles,
+                   help="judge only these release profiles (default: every profile the "
+                   f"target serves: all of {', '.join(PROFILES)} for --api; the detected "
+                   "one on native FreeBSD; the mounted one for a bsdprocfs mount)")
     p.add_argument("--impl", help="implementation whose declared divergences apply "
                    "(native-freebsd, bsdprocfs-api, bsdprocfs-fuse, other)")
     p.add_argument("--factory", metavar="MODULE:CALLABLE",

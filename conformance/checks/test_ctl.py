@@ -8,6 +8,7 @@ import errno
 import shutil
 import signal
 import threading
+import time
 
 import pytest
 
@@ -143,6 +144,22 @@ def test_ctl_attach_detach_cycle(target, prof, pool):
         assert wait_for(lambda: host_state(s.pid) in ("S", "R"), 5), "detach resumes"
         if size:
             expect_errno(errno.EBUSY, read, target, f"{s.pid}/regs", 4096)
+        assert s.cmd("ping") == "pong"
+
+
+@ctl
+def test_ctl_run_resumes(target, prof, pool):
+    """run continues a traced, stopped target (it stays traced: detach then frees it)."""
+    need_ctl(prof)
+    with subject_in(pool, target, "traced") as s:
+        assert ctlw(target, s.pid, b"run") == 3
+        time.sleep(0.1)
+        states = []
+        for _ in range(5):             # still running a while later: not one step
+            states.append(host_state(s.pid))
+            time.sleep(0.02)
+        assert set(states) <= {"S", "R"}, f"run resumes the target: states {states}"
+        ctlw(target, s.pid, b"detach")
         assert s.cmd("ping") == "pong"
 
 

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import errno
+import os
 import platform
 import struct
+import sys
 
 import pytest
 
-from bsdprocfs_conformance.spec import osrel_write, regset_sizes
+from bsdprocfs_conformance.spec import READ_ARG_REGS, machine_arch, osrel_write, regset_sizes
 from bsdprocfs_conformance.targets import read, write
-from bsdprocfs_conformance.util import expect_errno, need_node
+from bsdprocfs_conformance.util import expect_errno, need_ctl, need_node
 
 SIZES = regset_sizes()
 REGSETS = ("regs", "fpregs", "dbregs")
@@ -41,6 +43,34 @@ def _rel(s, node):
 def test_regset_size(target, prof, stopped, node):
     _need(prof, node)
     assert len(read(target, _rel(stopped, node), 4096)) == SIZES[node]
+
+
+def _read_arg_regs(prof):
+    arch = machine_arch()
+    if arch not in READ_ARG_REGS:
+        pytest.skip(f"argument registers unknown for {platform.machine()}")
+    if arch == "i386" and sys.platform.startswith("freebsd"):
+        pytest.skip("FreeBSD i386 passes system call arguments on the stack")
+    return READ_ARG_REGS[arch]
+
+
+@pytest.mark.procfs("regs", "regs")
+@pytest.mark.parametrize("arg", ["fd", "buf", "n"])
+@pytest.mark.parametrize("how", ["stopped", "traced"])
+def test_regs_read_args(target, prof, pool, how, arg):
+    """A subject blocked in read(0, buf, 3001) and then stopped (SIGSTOP, or ctl attach):
+    each argument register holds its known value at its own offset of struct reg."""
+    _need(prof, "regs")
+    width, offs = _read_arg_regs(prof)
+    if arg not in offs:
+        pytest.skip(f"{machine_arch()}: the {arg} argument is not left in a register")
+    if how == "traced":
+        need_ctl(prof)
+    s = pool.get(how)
+    fd, buf, n = s.truth["read_args"]
+    regs = read(target, _rel(s, "regs"), 4096)
+    got = int.from_bytes(regs[offs[arg]:offs[arg] + width], "little")
+    assert got == {"fd": fd, "buf": buf, "n": n}[arg], f"{arg} register at {offs[arg]}"
 
 
 @pytest.mark.procfs("*", "regs")
@@ -194,6 +224,20 @@ def test_mem_write(target, prof, memsub, region):
     finally:
         if region == "rw":
             write(target, rel, old, addr)
+
+
+@mem
+@pytest.mark.parametrize("subject", ["sugid", "dropped", "split"])
+def test_mem_root_reads_sugid(target, prof, pool, subject):
+    """Privilege passes p_candebug before P_SUGID is looked at: root debugs a set-id
+    process (its debug nodes are only mode 0, which root's vaccess ignores)."""
+    need_node(prof, "mem")
+    if not pool.root or os.geteuid() != 0:
+        pytest.skip("set-id subjects and root's privilege need root")
+    s = pool.get(subject)
+    m = _maps(s)
+    assert read(target, f"{s.pid}/mem", 64, m["rw"][0]) == bytes.fromhex(m["pattern"])[:64]
+    assert len(read(target, f"{s.pid}/dbregs", 4096)) == SIZES.get("dbregs", 0) or not SIZES
 
 
 @mem

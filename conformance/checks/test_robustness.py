@@ -125,7 +125,7 @@ def test_churn(target, pool):
     bad: list[str] = []
     reads = 0
     try:
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             for pid in [p for p in target.listdir("") if p.isdigit()]:
                 try:

@@ -142,23 +142,38 @@ READABLE = ("cmdline", "dbregs", "etype", "fpregs", "map", "mem", "regs", "rlimi
             "osrel")
 
 
-@pytest.mark.procfs("*", "vanished")
-@pytest.mark.parametrize("node", READABLE)
-@pytest.mark.parametrize("how", ["zombie", "reaped"])
-def test_open_fd_after_exit(target, pool, how, node):
-    """A descriptor opened on a live process reads EIO once it is a zombie or gone."""
-    s = pool.spawn(f"fd-{how}", {"maps": True})
-    try:
-        h = target.open(f"{s.pid}/{node}", "r")
-        try:
+@pytest.fixture(scope="module")
+def vanished(target, pool):
+    """Per way of dying: a subject with a descriptor open on every readable node, then
+    made a zombie or reaped (one subject serves all nodes: the fds were opened while it
+    lived, which is all the check needs)."""
+    made: dict[str, tuple[object, dict[str, object]]] = {}
+
+    def get(how: str) -> tuple[object, dict[str, object]]:
+        if how not in made:
+            s = pool.spawn(f"fd-{how}", {"maps": True})
+            hs = {node: target.open(f"{s.pid}/{node}", "r") for node in READABLE}
             if how == "reaped":
                 s.kill()
             else:
                 s.send("exit 0")
                 wait_for(lambda: host_state(s.pid) == "Z", 5)
-            off = s.truth["maps"]["rw"][0] if node == "mem" else 0
-            expect_errno(errno.EIO, h.pread, 64, off)
-        finally:
-            h.close()
+            made[how] = (s, hs)
+        return made[how]
+    try:
+        yield get
     finally:
-        s.kill()
+        for s, hs in made.values():
+            for h in hs.values():
+                h.close()                                  # type: ignore[attr-defined]
+            s.kill()                                       # type: ignore[attr-defined]
+
+
+@pytest.mark.procfs("*", "vanished")
+@pytest.mark.parametrize("node", READABLE)
+@pytest.mark.parametrize("how", ["zombie", "reaped"])
+def test_open_fd_after_exit(vanished, how, node):
+    """A descriptor opened on a live process reads EIO once it is a zombie or gone."""
+    s, hs = vanished(how)
+    off = s.truth["maps"]["rw"][0] if node == "mem" else 0
+    expect_errno(errno.EIO, hs[node].pread, 64, off)

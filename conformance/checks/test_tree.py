@@ -96,10 +96,15 @@ def test_pid_dir_listing(target, prof, pool, subject):
     assert tuple(target.listdir(str(s.pid))) == prof.pid_nodes
 
 
+CRED_SUBJECTS = ("sugid", "dropped", "split", "fgid", "fgroups", "grouped")
+#: P_SUGID subjects: credentials changed since exec (set-id, or setuid without exec)
+SUGID = ("sugid", "dropped", "split")
+
+
 @tree
-@pytest.mark.parametrize("subject", ["rich", "sleeping", "sugid"])
+@pytest.mark.parametrize("subject", ["rich", "sleeping", *CRED_SUBJECTS])
 def test_pid_dir_stat(target, pool, subject):
-    if subject == "sugid" and not pool.root:
+    if subject in CRED_SUBJECTS and not pool.root:
         pytest.skip("set-id subject needs root")
     s = pool.get(subject)
     st = target.lstat(str(s.pid))
@@ -130,15 +135,51 @@ def test_node_ino(target, prof, pool, node):
 
 @pytest.mark.procfs("*", "sugid")
 @pytest.mark.parametrize("node", ALL_NODE_NAMES)
-def test_sugid_mode(target, prof, pool, node):
+@pytest.mark.parametrize("subject", CRED_SUBJECTS)
+def test_sugid_mode(target, prof, pool, node, subject):
+    """Root sees every node (no vis callback hides one from it); P_SUGID subjects'
+    attr-callback nodes have mode 0, the others keep the table's mode."""
     need_node(prof, node)
     if not pool.root:
         pytest.skip("set-id subject needs root")
-    s = pool.get("sugid")
+    s = pool.get(subject)
     n = NODE[node]
     st = target.lstat(f"{s.pid}/{node}")
-    assert oct(st.mode) == oct(0 if n.attr else n.mode), "P_SUGID: attr-callback nodes get 0"
-    assert (st.uid, st.gid) == (s.truth["ruid"], s.truth["rgid"])
+    want = 0 if (n.attr and subject in SUGID) else n.mode
+    assert oct(st.mode) == oct(want), "P_SUGID: attr-callback nodes get 0"
+    assert (st.uid, st.gid) == (s.truth["ruid"], s.truth["rgid"]), "owner = real uid/gid"
+
+
+@pytest.mark.procfs("*", "ino")
+def test_readdir_ino(target, prof, pool):
+    """readdir's d_ino equals stat's st_ino for every entry (a path target only: the
+    API has no dirents)."""
+    if target.kind != "path":
+        pytest.skip("d_ino is a property of readdir(2) on a mounted tree")
+    pid = str(pool.get("sleeping").pid)
+    mine = {"curproc", "self", pid}            # other processes may exit meanwhile
+    root = [e for e in os.scandir(target.p("")) if e.name in mine]
+    assert pid in {e.name for e in root}
+    for rel, entries in (("", root), (pid, list(os.scandir(target.p(pid))))):
+        for e in entries:
+            assert e.inode() == target.lstat(f"{rel}/{e.name}" if rel else e.name).ino, e.name
+
+
+@pytest.mark.procfs("curproc", "tree")
+def test_curproc_from_thread(target, prof):
+    """curproc names the calling process, also when a second thread asks."""
+    import threading
+    out: list[object] = []
+
+    def ask() -> None:
+        try:
+            out.append(target.readlink("curproc"))
+        except OSError as e:
+            out.append(e)
+    th = threading.Thread(target=ask)
+    th.start()
+    th.join(10)
+    assert out == [str(os.getpid())]
 
 
 @pytest.mark.procfs("*", "tree")
