@@ -36,23 +36,32 @@ examples:
 """
 
 
-def build_parser() -> Any:
+def build_parser(command: str | None = None) -> Any:
+    """The whole parser, or (``command`` given) one whose other subcommands have no
+    options: enough to run ``command`` and to list every command."""
     import argparse
     import importlib
 
-    from .common import HelpFormatter
+    from .common import BUILD_ONLY, HelpFormatter
+    BUILD_ONLY[0] = command
     ap = argparse.ArgumentParser(prog="bsdprocfs", description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=HelpFormatter)
     ap.add_argument("--version", action="version", version=f"bsdprocfs {__version__}",
                     help="print the version and exit")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    try:
+        for name in COMMAND_MODULES:
+            importlib.import_module(f"{__name__}.{name}").register(sub)
+    finally:
+        BUILD_ONLY[0] = None
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the command is the first word; before it only -h/--help/--version may come
+    first = next((a for a in argv if not a.startswith("-")), None)
+    ap = build_parser(first if first == (argv[0] if argv else None) else None)
     args = ap.parse_args(argv)
     if not getattr(args, "func", None):
         ap.print_help()

@@ -58,15 +58,42 @@ class HelpFormatter(argparse.HelpFormatter):
         return "\n\n".join(out) + "\n"
 
 
+#: the one subcommand whose options are built (None: all of them); see parser()
+BUILD_ONLY: list[str | None] = [None]
+
+
+class Unbuilt:
+    """Takes the options of a subcommand that is not being run, and drops them.
+
+    argparse builds a help formatter (terminal size, gettext look-ups) for every
+    option it is given, which cost more than a short command's own work: only the
+    command on the command line gets its options; the others are listed by name
+    and summary in `bsdprocfs --help` all the same.
+    """
+
+    def add_argument(self, *a: Any, **kw: Any) -> None:
+        return None
+
+    def add_mutually_exclusive_group(self, *a: Any, **kw: Any) -> Unbuilt:
+        return self
+
+    def set_defaults(self, **kw: Any) -> None:
+        return None
+
+
 def parser(sub: Any, name: str, summary: str, description: str, examples: str = "",
-           **kw: Any) -> argparse.ArgumentParser:
+           **kw: Any) -> Any:
     """A subcommand: one-line summary for `bsdprocfs --help`, a description and
-    examples for `bsdprocfs NAME --help` (laid out as written)."""
+    examples for `bsdprocfs NAME --help` (laid out as written). Returns an
+    :class:`Unbuilt` when another command is being run."""
     epilog = "examples:\n" + "\n".join("  " + ln for ln in examples.strip().splitlines()) \
         if examples else None
     extra = kw.pop("epilog_extra", "")
     if extra:
         epilog = extra + ("\n\n" + epilog if epilog else "")
+    if BUILD_ONLY[0] is not None and BUILD_ONLY[0] != name:
+        sub.add_parser(name, help=summary, add_help=False)
+        return Unbuilt()
     return sub.add_parser(name, help=summary, description=description, epilog=epilog,
                           formatter_class=HelpFormatter, **kw)
 

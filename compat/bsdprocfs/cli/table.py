@@ -81,5 +81,5 @@ def markdown(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def paragraph(s: str, width: int = 80, indent: str = "") -> str:
     """One note wrapped to ``width``, continuation lines indented under its text."""
     return "\n".join(textwrap.wrap(s, width, initial_indent=indent,
-                                   subsequent_indent=indent + "  ",
+                                   subsequent_indent=indent + "  ", break_long_words=False,
                                    break_on_hyphens=False)) + "\n"
