@@ -28,12 +28,25 @@ def _procps() -> str | None:
     return ps if "procps" in r.stdout else None
 
 
+def user_env() -> tuple[dict[str, str], list[str]]:
+    """The environment a user's shell gives the command: Python's own default of
+    caching bytecode, even where this process was told not to write it."""
+    env = dict(os.environ)
+    notes = []
+    if env.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+        notes.append("PYTHONDONTWRITEBYTECODE unset for the runs (bytecode cached, "
+                     "as by default)")
+    return env, notes
+
+
 def _pairs(a: list[str], b: list[str], reps: int) -> tuple[list[float], list[float]]:
     """Whole-process wall time of ``a`` and ``b``, alternating which runs first."""
+    env, _ = user_env()
+
     def once(argv: list[str]) -> float:
         t0 = time.perf_counter()
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
+                           stderr=subprocess.PIPE, env=env)
         dt = time.perf_counter() - t0
         if r.returncode:
             raise RuntimeError(f"{' '.join(argv)} exited {r.returncode}: "
@@ -60,6 +73,7 @@ def bench_startup(settings: Settings) -> list[Result]:
                         "interpreter nor on PATH") for n in NAMES]
     reps = settings.starts
     res: list[Result] = []
+    _, env_notes = user_env()
     cat = [script, "cat", "curproc", "status"]
     py = [sys.executable, "-c", "pass"]
     try:
@@ -68,7 +82,7 @@ def bench_startup(settings: Settings) -> list[Result]:
                           "bsdprocfs cat curproc status (the installed command, whole "
                           "process)", f"{os.path.basename(sys.executable)} -c pass (the same "
                           "interpreter, whole process)",
-                          notes=[f"{reps} pairs"]))
+                          notes=[f"{reps} pairs", *env_notes]))
     except (RuntimeError, OSError) as e:
         res.append(skipped(NAMES[0], str(e)))
     ps = _procps()
@@ -80,7 +94,7 @@ def bench_startup(settings: Settings) -> list[Result]:
         nproc = sum(p.isdigit() for p in os.listdir("/proc"))
         res.append(Result(NAMES[1], _ratio(ta, tb), _med(ta) * 1e3, _med(tb) * 1e3, "ms",
                           "bsdprocfs ps ax (whole process)", "procps ps ax",
-                          notes=[f"{reps} pairs, {nproc} processes"]))
+                          notes=[f"{reps} pairs, {nproc} processes", *env_notes]))
     except (RuntimeError, OSError) as e:
         res.append(skipped(NAMES[1], str(e)))
     return res

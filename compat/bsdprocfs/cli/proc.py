@@ -147,10 +147,10 @@ def register(sub: Any) -> None:
                "FreeBSD's /proc/PID/NODE would give, or with --json the parsed record. "
                "Errors are FreeBSD's errnos.",
                """
-bsdprocfs cat curproc status                 this process's status line
-bsdprocfs cat --profile freebsd-13 1 rlimit  pid 1's limits as FreeBSD 13 prints them
-bsdprocfs cat --json 1 status                the record as JSON (with ps fields)
-bsdprocfs cat 1 regs | xxd                   binary nodes are raw structs
+bsdprocfs cat curproc status                this process's status line
+bsdprocfs cat --profile freebsd-13 1 rlimit pid 1's limits, FreeBSD 13 style
+bsdprocfs cat --json 1 status               the parsed record as JSON
+bsdprocfs cat 1 regs | xxd                  binary nodes are raw structs
 """, epilog_extra="nodes:\n" + node_list())
     add_profile(p)
     add_backend(p)

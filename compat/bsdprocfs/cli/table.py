@@ -13,25 +13,24 @@ GAP = "  "
 
 
 def _fit(natural: list[int], floors: list[int], room: int) -> list[int]:
-    """Column widths summing to at most ``room``: the widest columns give way first
-    (a cap that every column above it is cut to), none below its floor."""
+    """Column widths summing to at most ``room``: every column keeps its floor (its
+    longest word, so words do not break), and the room left is shared in proportion
+    to what each column would still like to have."""
     if sum(natural) <= room:
         return natural
-    lo, hi = 1, max(natural)
-    while lo < hi:                                   # the largest cap that fits
-        cap = (lo + hi + 1) // 2
-        if sum(max(min(w, cap), f) for w, f in zip(natural, floors, strict=True)) <= room:
-            lo = cap
-        else:
-            hi = cap - 1
-    widths = [max(min(w, lo), f) for w, f in zip(natural, floors, strict=True)]
+    left = room - sum(floors)
+    if left <= 0:
+        return floors
+    want = [n - f for n, f in zip(natural, floors, strict=True)]
+    total = sum(want)
+    widths = [f + left * w // total for f, w in zip(floors, want, strict=True)]
     spare = room - sum(widths)
-    for i in sorted(range(len(widths)), key=lambda i: -natural[i]):   # hand out the rest
+    for i in sorted(range(len(widths)), key=lambda i: -want[i]):     # hand out the rest
         if spare <= 0:
             break
-        add = min(spare, natural[i] - widths[i])
-        widths[i] += add
-        spare -= add
+        if widths[i] < natural[i]:
+            widths[i] += 1
+            spare -= 1
     return widths
 
 
@@ -50,8 +49,9 @@ def text(head: Sequence[str], rows: Sequence[Sequence[str]], width: int = 80,
     grid = [list(map(str, head))] + [[str(c) for c in r] for r in rows]
     natural = [max(max((len(ln) for ln in r[i].split("\n")), default=0) for r in grid) or 1
                for i in range(cols)]
-    # a header word and a short cell never break; long prose may wrap down to `floor`
-    floors = [min(natural[i], max(floor, *(len(w) for w in grid[0][i].split())))
+    # no word breaks (unless one word is wider than `floor`... and the terminal)
+    floors = [min(natural[i], max([min(len(w), max(floor, 1)) for r in grid
+                                   for w in r[i].split()] or [1]))
               for i in range(cols)]
     widths = _fit(natural, floors, width - len(GAP) * (cols - 1))
     wrapped = [[_wrap(c, w) for c, w in zip(r, widths, strict=True)] for r in grid]
