@@ -149,6 +149,35 @@ def _into_closed_pipe(*args: str) -> subprocess.CompletedProcess:
     return p
 
 
+def test_show_into_a_pipe_that_head_closes_midway():
+    """``bsdprocfs show curproc | head -1``: the reader leaves while show is blocked
+    writing map; show ends by SIGPIPE, silently (it used to print
+    'bsdprocfs: curproc/map: Broken pipe')."""
+    import fcntl
+    import signal
+    import time
+    r, w = os.pipe()
+    fcntl.fcntl(w, 1031, 4096)              # F_SETPIPE_SZ: map (> 4 KiB) must block
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}   # a user's shell
+    p = subprocess.Popen([*CLI, "show", "curproc"], stdout=w, stderr=subprocess.PIPE, env=env)
+    os.close(w)
+    try:
+        first = os.read(r, 29)
+        assert first == b"==> /proc/curproc/status <==\n"[:len(first)]
+        deadline = time.monotonic() + 30
+        while True:                         # until show is blocked writing into the pipe
+            with open(f"/proc/{p.pid}/wchan") as f:
+                if f.read() in ("pipe_write", "anon_pipe_write"):   # 6.14+ renamed it
+                    break
+            assert time.monotonic() < deadline, "show never blocked on the pipe"
+            time.sleep(0.005)
+    finally:
+        os.close(r)
+    _, err = p.communicate(timeout=60)
+    assert err == b""
+    assert p.returncode == -signal.SIGPIPE
+
+
 def test_closed_pipe_ends_quietly_as_sigpipe():
     import signal
     for args in (["show", "curproc"], ["cat", "curproc", "map"], ["ps", "ax"],
