@@ -100,7 +100,7 @@ def markdown(results: list[Result]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from ..cli.bench import add_args
-    ap = argparse.ArgumentParser(prog="bsdprocfs bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="bsdprocfs bench", description=LEGEND)
     add_args(ap)
     return cmd_bench(ap.parse_args(argv))
 
