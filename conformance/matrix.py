@@ -88,20 +88,67 @@ class Matrix:
         return ("P passed, F failed, X expected divergence (declared), "
                 "N not provided by profile, S skipped (capability missing)")
 
-    def text(self) -> str:
+    def text(self, width: int | None = None) -> str:
+        """The matrix for a terminal of ``width`` columns (default: this one's):
+        category columns that do not fit go to a further block under the first,
+        each with the node column again; then the totals, the legend, and the
+        reason of every check that did not simply pass."""
+        if width is None:
+            import shutil
+            width = shutil.get_terminal_size((80, 24)).columns
         head, rows = self.rows()
         widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-        out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
-        out += [fmt.format(*r) for r in rows]
+        blocks: list[list[int]] = [[]]
+        used = widths[0]
+        for i in range(1, len(head)):
+            if blocks[-1] and used + 2 + widths[i] > width:
+                blocks.append([])
+                used = widths[0]
+            blocks[-1].append(i)
+            used += 2 + widths[i]
+        out: list[str] = []
+        for cols in blocks:
+            idx = [0, *cols]
+            if out:
+                out.append("")
+            out.append("  ".join(head[i].ljust(widths[i]) for i in idx).rstrip())
+            out.append("  ".join("-" * widths[i] for i in idx))
+            out += ["  ".join(r[i].ljust(widths[i]) for i in idx).rstrip() for r in rows]
         t = self.totals
         out.append("")
         for p in self.profiles:
             pt = self.profile_totals(p)
-            out.append(f"{p}: " + ", ".join(f"{pt[k]} {LABELS[k]}" for k in OUTCOMES if pt[k]))
-        out.append("total: " + ", ".join(f"{t[k]} {LABELS[k]}" for k in OUTCOMES))
-        out.append(self.legend())
+            out += _wrap(f"{p}: " + ", ".join(f"{pt[k]} {LABELS[k]}" for k in OUTCOMES if pt[k]),
+                         width)
+        out += _wrap("total: " + ", ".join(f"{t[k]} {LABELS[k]}" for k in OUTCOMES), width)
+        out += _wrap(self.legend(), width)
+        out += self.reasons_text(width)
         return "\n".join(out)
+
+    def reasons(self) -> list[tuple[str, str, list[str]]]:
+        """(outcome, reason, checks) for every check that did not pass, one entry per
+        distinct reason, failures first."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for x in self.tests:
+            if x["outcome"] != "passed":
+                reason = " ".join(str(x["reason"]).split()) or "(no reason given)"
+                groups.setdefault((x["outcome"], reason), []).append(x["check"])
+        order = {"failed": 0, "divergence": 1, "skipped": 2, "not_provided": 3}
+        return [(o, r, c) for (o, r), c in sorted(groups.items(),
+                                                   key=lambda kv: order.get(kv[0][0], 9))]
+
+    def reasons_text(self, width: int = 80) -> list[str]:
+        out: list[str] = []
+        for outcome, reason, checks in self.reasons():
+            if not out:
+                out += ["", "Why checks did not pass:"]
+            label = {"failed": "F failed", "divergence": "X divergence", "skipped": "S skipped",
+                     "not_provided": "N not provided"}.get(outcome, outcome)
+            if outcome == "failed":
+                reason = reason[:300]
+            out += _wrap(f"{label}: {reason}", width, "  ", "    ")
+            out += _wrap(", ".join(checks), width, "      ", "      ")
+        return out
 
     def markdown(self) -> str:
         head, rows = self.rows()
@@ -118,6 +165,10 @@ class Matrix:
             lines += ["", "## Expected divergences", "", "| profile | check | reason |",
                       "|---|---|---|"]
             lines += [f"| {x['profile']} | `{x['check']}` | {x['reason']} |" for x in div]
+        skip = [x for x in self.tests if x["outcome"] == "skipped"]
+        if skip:
+            lines += ["", "## Skipped", "", "| profile | check | reason |", "|---|---|---|"]
+            lines += [f"| {x['profile']} | `{x['check']}` | {x['reason']} |" for x in skip]
         bad = [x for x in self.tests if x["outcome"] == "failed"]
         if bad:
             lines += ["", "## Failures", ""]
@@ -130,3 +181,9 @@ class Matrix:
                            "matrix": {f"{p}/{n}/{c}": v
                                       for (p, n, c), v in sorted(self.cells.items())},
                            "tests": self.tests}, indent=1)
+
+
+def _wrap(text: str, width: int, first: str = "", rest: str = "  ") -> list[str]:
+    import textwrap
+    return textwrap.wrap(text, max(20, width), initial_indent=first, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False) or [first]

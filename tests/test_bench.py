@@ -14,7 +14,7 @@ import pytest
 
 from bsdprocfs import bench
 
-ROW_NAMES = [name for name, _, _ in bench.ROWS]
+ROW_NAMES = [name for name, _ in bench.ROWS]
 
 
 def _marked_pids(marker: str) -> list[int]:
@@ -39,7 +39,7 @@ def _mounts_under(path: str) -> list[str]:
         return [ln.split()[1] for ln in f if ln.split()[1].startswith(path)]
 
 
-@pytest.mark.timeout(170)
+@pytest.mark.timeout(420)
 def test_quick_bench_json_shape_and_cleanup():
     marker = uuid.uuid4().hex
     with tempfile.TemporaryDirectory(prefix="bsdprocfs-benchtest-") as tmp:
@@ -48,7 +48,7 @@ def test_quick_bench_json_shape_and_cleanup():
         out_json = os.path.join(tmp, "bench.json")
         env = dict(os.environ, TMPDIR=private_tmp, BSDPROCFS_BENCH_TEST=marker)
         r = subprocess.run([sys.executable, "-m", "bsdprocfs", "bench", "--quick",
-                            "--json", out_json], capture_output=True, env=env, timeout=160)
+                            "--json", out_json], capture_output=True, env=env, timeout=400)
         assert r.returncode == 0, r.stderr.decode(errors="replace")
         table = r.stdout.decode()
         with open(out_json, encoding="utf-8") as f:
@@ -62,14 +62,17 @@ def test_quick_bench_json_shape_and_cleanup():
     for name in ROW_NAMES:
         row = data[name]
         assert name in table
-        assert {"ratio", "goal", "met", "a", "b"} <= set(row), name
-        goal, op = bench.GOALS[name]
-        assert row["goal"] == goal and row["goal_op"] == op
+        assert {"ratio", "goal", "met", "a", "b", "direction"} <= set(row), name
+        # one convention for every row: time(ours) / time(reference), lower is better
+        assert row["direction"] == "lower is better", name
+        goal = bench.GOALS[name]
+        assert row["goal"] == goal and row["goal_op"] == (None if goal is None else "<=")
         if row["ratio"] is None:
             # skipped: says why, claims nothing
             assert isinstance(row["skipped"], str) and row["skipped"], name
             assert row["met"] is None and row["a"] is None and row["b"] is None
             assert "skipped" in table.split(name, 1)[1].splitlines()[0]
+            assert f"{name}: skipped: {row['skipped']}" in " ".join(table.split())
             continue
         assert isinstance(row["ratio"], float) and row["ratio"] > 0, name
         assert isinstance(row["a"], float) and isinstance(row["b"], float), name
@@ -77,7 +80,9 @@ def test_quick_bench_json_shape_and_cleanup():
         if goal is None:
             assert row["met"] is None
         else:
-            assert row["met"] is (row["ratio"] <= goal if op == "<=" else row["ratio"] >= goal)
+            assert row["met"] is (row["ratio"] <= goal)
+    # the table fits an 80-column terminal (COLUMNS is unset: not a terminal -> 80)
+    assert max(len(ln) for ln in table.splitlines()) <= 80
     # rows that only need /proc are never skipped on Linux
     if sys.platform.startswith("linux"):
         for name in ("status_all_vs_floor", "status_all_vs_psutil", "map_vs_smaps",
@@ -139,13 +144,19 @@ def test_interleave_rotates_order_and_ratio_is_median():
     assert bench._ratio([2.0, 4.0, 9.0], [1.0, 1.0, 1.0]) == 4.0
 
 
-def test_result_met_follows_goal_direction():
-    assert bench.Result("status_all_vs_floor", ratio=1.4).met is True
-    assert bench.Result("status_all_vs_floor", ratio=1.6).met is False
-    assert bench.Result("step_vs_raw", ratio=0.7).met is True
-    assert bench.Result("step_vs_raw", ratio=0.5).met is False
+def test_result_met_follows_the_one_direction():
+    """Every goal is an upper bound on time(ours) / time(reference)."""
+    assert bench.Result("status_all_vs_floor", ratio=1.2).met is True
+    assert bench.Result("status_all_vs_floor", ratio=1.4).met is False
+    assert bench.Result("status_all_vs_psutil", ratio=0.35).met is True     # 2.9x faster
+    assert bench.Result("status_all_vs_psutil", ratio=0.5).met is False     # 2x faster
+    assert bench.Result("step_vs_c_loop", ratio=1.5).met is True
+    assert bench.Result("step_vs_c_loop", ratio=2.0).met is False
     assert bench.Result("fuse_status_vs_kernel", ratio=50.0).met is None
     assert bench.skipped("step_vs_raw", "no ptrace").as_json()["met"] is None
+    assert all(goal is None or goal > 0 for _, goal in bench.ROWS)
+    j = bench.Result("map_vs_smaps", ratio=1.1, a=2.2, b=2.0).as_json()
+    assert j["direction"] == "lower is better" and j["goal_op"] == "<=" and j["met"] is True
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux smaps")
@@ -189,20 +200,37 @@ def test_map_entry_field_order_matches_the_positional_hot_path():
 
 
 def test_unavailable_fuse_and_ptrace_rows_are_skipped_with_their_reason(monkeypatch):
-    monkeypatch.setattr(bench, "_fuse_unavailable", lambda: "/dev/fuse is missing")
-    monkeypatch.setattr(bench, "_ptrace_unavailable", lambda: "ptrace disabled here")
+    from bsdprocfs.bench import fuse as bfuse
+    from bsdprocfs.bench import step as bstep
+    monkeypatch.setattr(bfuse, "_fuse_unavailable", lambda: "/dev/fuse is missing")
+    monkeypatch.setattr(bstep, "_ptrace_unavailable", lambda: "ptrace disabled here")
     settings = bench.Settings.for_mode(True)
     helpers = bench.Helpers()
     try:
-        rows = [*bench.bench_fuse(settings, helpers), bench.bench_step(settings, helpers)]
+        rows = [*bench.bench_fuse(settings, helpers), *bench.bench_step(settings, helpers)]
     finally:
         helpers.close()
     assert helpers.procs == []                  # nothing was started for skipped rows
     assert [r.name for r in rows] == ["fuse_status_vs_trivial", "fuse_status_vs_kernel",
-                                      "step_vs_raw"]
+                                      "fuse_status_vs_c_floor", "step_vs_raw",
+                                      "step_vs_c_loop"]
     text = bench.table(rows)
+    flat = " ".join(text.split())
     for r in rows:
         j = r.as_json()
         assert j["ratio"] is None and j["met"] is None and j["skipped"]
         line = next(ln for ln in text.splitlines() if ln.startswith(r.name))
-        assert "skipped" in line and j["skipped"] in line
+        assert "skipped" in line
+        assert f"{r.name}: skipped: {j['skipped']}" in flat
+
+
+def test_floors_without_gcc_are_skipped_with_their_reason(monkeypatch):
+    """No compiler: the C rows say so; the rows that need no C still run."""
+    import shutil
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda n, *a, **k: None if n in ("gcc", "cc")
+                        else real(n, *a, **k))
+    from bsdprocfs.bench import fuse as bfuse
+    assert bfuse._floor_unavailable() == "no C compiler (gcc) to build the libfuse3 floor"
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        bench.core.compile_c("int main(void){return 0;}", "x", "/nonexistent")

@@ -200,7 +200,7 @@ def test_exec_forwards_sigterm_and_cleans_up(tmp_path):
 
 
 def test_preflight_names_a_missing_dev_fuse(monkeypatch, mnt_dir):
-    from bsdprocfs import cli_mount
+    from bsdprocfs.cli import mount as cli_mount
     real = os.path.exists
     monkeypatch.setattr(cli_mount.os.path, "exists",
                         lambda p: False if p == "/dev/fuse" else real(p))

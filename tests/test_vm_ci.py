@@ -376,8 +376,8 @@ def test_run_conformance_linux_local_end_to_end(tmp_path):
         pytest.skip("needs root: the provisioning mounts FUSE (and may apt-get install fuse3)")
     if not os.path.exists("/dev/fuse"):
         pytest.skip("/dev/fuse is missing")
-    if not (ROOT / "compat" / "bsdprocfs" / "cli_conformance.py").exists():
-        pytest.fail("bsdprocfs conformance (compat/bsdprocfs/cli_conformance.py) is missing")
+    if not (ROOT / "compat" / "bsdprocfs" / "cli" / "conformance.py").exists():
+        pytest.fail("bsdprocfs conformance (compat/bsdprocfs/cli/conformance.py) is missing")
     results = tmp_path / "results"
     # Reuse the venv running this test: the script still checks fuse3, verifies the
     # package's `bsdprocfs conformance` runs, runs API + FUSE and unmounts.

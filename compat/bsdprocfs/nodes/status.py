@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import platform
+import os
 import re
 
 from ..errors import ParseError
@@ -16,8 +16,9 @@ from ._text import check_canonical, to_int
 
 NODE = "status"
 
-#: `*pc` is a plain char: signed on x86 (bytes >= 0x80 print as 32-bit %o).
-SIGNED_CHAR = platform.machine().lower() in {"x86_64", "amd64", "i386", "i486", "i586", "i686"}
+#: `*pc` is a plain char: signed on x86 (bytes >= 0x80 print as 32-bit %o).  uname(2)
+#: rather than platform.machine(): the same string, without importing platform.
+SIGNED_CHAR = os.uname().machine.lower() in {"x86_64", "amd64", "i386", "i486", "i586", "i686"}
 
 _OCT = re.compile(rb"[0-7]{3}")
 _OCT_SIGNED = re.compile(rb"37777777[67][0-7]{2}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
 import pwd
 import stat as _stat
@@ -18,7 +17,7 @@ import termios
 import time
 from typing import Any
 
-from .cli import add_backend, add_profile
+from .common import add_backend, add_profile, parser
 
 
 class _Op(argparse.Action):
@@ -31,7 +30,7 @@ class _Op(argparse.Action):
 
 
 def _procfs(args: argparse.Namespace) -> Any:
-    from .api import ProcFS
+    from ..api import ProcFS
     return ProcFS(backend=args.backend, profile=args.profile, root=args.root)
 
 
@@ -94,7 +93,7 @@ def _uid(elem: str) -> int | None:
 
 # ----------------------------------------------------------------------- ps
 def cmd_ps(args: argparse.Namespace) -> int:
-    from .tools import ps
+    from ..tools import ps
 
     ops = list(args.ops or [])
     rest = list(args.rest or [])
@@ -208,6 +207,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     else:
         kis.sort(key=ps.pscomp_key)
     if args.json:
+        import json
         print(json.dumps(ps.json_rows(kis, cols, ctx), indent=2))
         return 1 if not kis else (1 if warn else 0)
     for line in ps.render(kis, cols, ctx, termwidth):
@@ -217,13 +217,14 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ w
 def cmd_w(args: argparse.Namespace) -> int:
-    from .tools import ps, w
+    from ..tools import ps, w
 
     now = time.time()
     ents, nusers = w.entries(w.read_utmp(args.utmp or w.DEFAULT_UTMP), now, list(args.user), args.n)
     if ents:
         w.attach(ents, ps.collect(_procfs(args)))
     if args.json:
+        import json
         print(json.dumps(w.json_rows(ents, now), indent=2))
         return 0
     win = _winsize()
@@ -235,8 +236,15 @@ def cmd_w(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("ps", add_help=False,
-                       help="FreeBSD ps(1) over the shim (-a -x -u -j -l -o -p -t -U -ww)")
+    p = parser(sub, "ps", "FreeBSD ps(1): process status",
+               "FreeBSD's ps(1), reading every process fact through the procfs API. "
+               "Flags as in FreeBSD; old-style 'ps aux' works.",
+               """
+bsdprocfs ps                      your processes with a terminal
+bsdprocfs ps ax                   every process
+bsdprocfs ps -ax -o pid,ppid,tt,stat,command
+bsdprocfs ps -U root -u
+""", add_help=False)
     p.add_argument("--help", action="help", help="show this help and exit")
     add_profile(p)
     add_backend(p)
@@ -251,10 +259,17 @@ def register(sub: Any) -> None:
     for flag, what in (("o", "keywords to display"), ("O", "keywords after pid"),
                        ("p", "pids"), ("t", "terminals"), ("U", "users")):
         p.add_argument("-" + flag, dest=flag, action=_Op, metavar=flag.upper() * 2, help=what)
-    p.add_argument("rest", nargs="*", help="pids, or old-style flags such as 'aux'")
-    p.set_defaults(func=cmd_ps, ops=None, parser=p)
+    p.add_argument("rest", nargs="*", metavar="PID",
+                   help="pids, or old-style flags such as 'aux'")
+    p.set_defaults(func=cmd_ps, ops=None, parser=p, sigpipe=True)
 
-    p = sub.add_parser("w", add_help=False, help="FreeBSD w(1): who is logged in and doing what")
+    p = parser(sub, "w", "FreeBSD w(1): who is logged in and what they are doing",
+               "FreeBSD's w(1): uptime, load averages, and for each login its terminal, "
+               "origin, login time, idle time and current command.",
+               """
+bsdprocfs w
+bsdprocfs w -h root
+""", add_help=False)
     p.add_argument("--help", action="help", help="show this help and exit")
     add_profile(p)
     add_backend(p)
@@ -264,6 +279,6 @@ def register(sub: Any) -> None:
     p.add_argument("-n", action="count", default=0, help="no address-to-name lookup")
     p.add_argument("--utmp", default=None,
                    help="utmp file to read (default: /var/run/utmp)")
-    p.add_argument("user", nargs="*")
-    p.set_defaults(func=cmd_w)
+    p.add_argument("user", nargs="*", help="show only these users' logins")
+    p.set_defaults(func=cmd_w, sigpipe=True)
 

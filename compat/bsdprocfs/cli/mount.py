@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import logging
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
-from .cli import add_profile
+from .common import add_profile, parser
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000
@@ -33,6 +29,7 @@ def _die(msg: str, code: int = 1) -> int:
 
 
 def state_dir() -> str:
+    import tempfile
     if os.geteuid() == 0:
         return "/run/bsdprocfs"
     return os.path.join(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(),
@@ -59,11 +56,11 @@ def preflight(mountpoint: str) -> str | None:
                 "evaluates every caller's credentials itself")
     if not os.path.isdir(mountpoint):
         return f"{mountpoint}: not a directory"
-    from .fuse import is_mounted
+    from ..fuse import is_mounted
     if is_mounted(mountpoint):
         return f"{mountpoint}: a procfs is already mounted there"
     try:
-        from .fuse import load_libfuse3
+        from ..fuse import load_libfuse3
         load_libfuse3()
     except (OSError, RuntimeError, AttributeError) as e:
         return f"libfuse3 unavailable: {e}"
@@ -71,6 +68,7 @@ def preflight(mountpoint: str) -> str | None:
 
 
 def _setup_logging(logfile: str | None) -> None:
+    import logging
     handler: logging.Handler
     handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
@@ -87,6 +85,7 @@ def _write_pidfile(path: str) -> None:
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
+    import subprocess
     mnt = os.path.realpath(args.mountpoint)
     why = preflight(mnt)
     if why:
@@ -109,7 +108,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         proc = subprocess.Popen(cmd, stdin=devnull, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True,
                                 close_fds=True)
-    from .fuse import is_mounted
+    from ..fuse import is_mounted
     deadline = time.monotonic() + 20
     while not is_mounted(mnt):
         if proc.poll() is not None:
@@ -133,9 +132,10 @@ def _tail(path: str, n: int = 20) -> str:
 
 
 def _serve(args: argparse.Namespace, mnt: str, pidfile: str, logfile: str | None) -> int:
+    import logging
     _setup_logging(logfile)
     _write_pidfile(pidfile)
-    from .fuse import serve
+    from ..fuse import serve
     try:
         return serve(mnt, args.profile, args.bench_node)
     except Exception as e:
@@ -164,7 +164,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
-    from .fuse import fusermount_u, is_mounted
+    from ..fuse import fusermount_u, is_mounted
     mnt = os.path.realpath(args.mountpoint)
     pidfile = args.pidfile or _state_file(mnt, ".pid")
     pid = None
@@ -191,6 +191,7 @@ def cmd_umount(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------- exec
 def _libc() -> Any:
+    import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                            ctypes.c_void_p]
@@ -198,6 +199,7 @@ def _libc() -> Any:
 
 
 def _check(rc: int, what: str) -> None:
+    import ctypes
     if rc != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}")
@@ -227,6 +229,9 @@ def _child_setup(fusedir: str) -> Any:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    import ctypes
+    import subprocess
+    import tempfile
     argv = list(args.argv)
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -251,7 +256,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     def pdeath() -> None:     # the daemon unmounts if we die
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
-    from .fuse import is_mounted
+    from ..fuse import is_mounted
     daemon = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, preexec_fn=pdeath)
     try:
@@ -286,33 +291,55 @@ def cmd_exec(args: argparse.Namespace) -> int:
                 daemon.kill()
                 daemon.wait()
         if is_mounted(mnt):
-            from .fuse import fusermount_u
+            from ..fuse import fusermount_u
             fusermount_u(mnt)
         with contextlib.suppress(OSError):
             os.rmdir(mnt)
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("mount", help="mount the FreeBSD procfs tree (FUSE) on MOUNTPOINT")
+    p = parser(sub, "mount", "mount the FreeBSD procfs tree with FUSE",
+               "Mount the FreeBSD procfs tree on MOUNTPOINT: a daemon serves it with "
+               "FUSE, checking every caller's own credentials. Needs root, /dev/fuse "
+               "and fuse3. The daemon's pid and log files go to /run/bsdprocfs/.",
+               """
+bsdprocfs mount /mnt/bsdproc
+cat /mnt/bsdproc/curproc/status
+bsdprocfs umount /mnt/bsdproc
+""")
     add_profile(p)
-    p.add_argument("--foreground", action="store_true", help="do not daemonize")
-    p.add_argument("--pidfile", help="pid file (default: /run/bsdprocfs/<mountpoint>.pid)")
-    p.add_argument("--logfile", help="log file (default: /run/bsdprocfs/<mountpoint>.log; "
+    p.add_argument("--foreground", action="store_true",
+                   help="serve in this process instead of starting a daemon")
+    p.add_argument("--pidfile", metavar="FILE",
+                   help="pid file (default: /run/bsdprocfs/<mountpoint>.pid)")
+    p.add_argument("--logfile", metavar="FILE",
+                   help="log file (default: /run/bsdprocfs/<mountpoint>.log; "
                    "stderr in the foreground)")
     p.add_argument("--bench-node", metavar="NAME",
                    help="also serve a constant small file NAME/status, at the depth of "
-                   "PID/status (benchmarks only)")
-    p.add_argument("mountpoint")
+                   "PID/status (for benchmarks)")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing directory")
     p.set_defaults(func=cmd_mount)
 
-    p = sub.add_parser("umount", help="unmount a bsdprocfs mount (stops its daemon)")
-    p.add_argument("--pidfile", help="pid file given to mount, if not the default")
-    p.add_argument("mountpoint")
+    p = parser(sub, "umount", "unmount a bsdprocfs mount and stop its daemon",
+               "Unmount a bsdprocfs FUSE mount: the daemon detaches every process it "
+               "traces, unmounts and exits.",
+               "bsdprocfs umount /mnt/bsdproc")
+    p.add_argument("--pidfile", metavar="FILE", help="the pid file given to mount, if not "
+                   "the default")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.set_defaults(func=cmd_umount)
 
-    p = sub.add_parser("exec", help="run CMD with the FreeBSD procfs tree at /proc "
-                       "(private mount namespace)")
+    p = parser(sub, "exec", "run a command that sees the FreeBSD tree at /proc",
+               "Run CMD in a private mount namespace where /proc is the FreeBSD procfs "
+               "tree (a FUSE mount that vanishes with CMD). The rest of the system keeps "
+               "Linux's /proc. Needs root. Exits with CMD's status.",
+               """
+bsdprocfs exec -- cat /proc/curproc/status
+bsdprocfs exec --profile freebsd-13 -- ./freebsd-tool
+""")
     add_profile(p)
-    p.add_argument("--logfile", help="daemon log file (default: none)")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+    p.add_argument("--logfile", metavar="FILE", help="the daemon's log file (default: none)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
+                   help="the command to run and its arguments")
     p.set_defaults(func=cmd_exec)

@@ -13,24 +13,34 @@ detached (and left running) before it exits, on success too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
-from .cli import add_backend, add_profile
+from .common import add_backend, add_profile, parser
 
 READ_WORDS = ("regs", "fpregs", "dbregs")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("ctl", help="run ctl words (attach wait step run detach, signal "
-                       "names) against a process; regs/fpregs/dbregs print JSON lines",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("pid", help="process id (or curproc)")
+    p = parser(sub, "ctl", "drive a process with ctl words (attach, step, regs, ...)",
+               "Write ctl words to a process, in order, from one tracer: attach, wait, "
+               "step, run, detach or a signal name (hup ... usr2). The words regs, fpregs "
+               "and dbregs print that register set as one JSON line. Anything attached is "
+               "detached and left running when the command ends. On the first error it "
+               "prints 'bsdprocfs: PID/ctl: WORD: <error>' and exits 1.\n\n"
+               "One command holds one tracer: Linux ties a traced process to the thread "
+               "that traces it, so separate 'echo step > ctl' commands need the FUSE "
+               "mount's daemon; this command is the way without one.",
+               """
+bsdprocfs ctl 1234 attach wait regs detach
+bsdprocfs ctl 1234 attach wait step step regs detach
+bsdprocfs ctl --timeout 5 1234 attach wait
+""")
+    p.add_argument("pid", metavar="PID", help="a process id")
     p.add_argument("words", nargs="+", metavar="WORD",
                    help="ctl command, signal name, or regs/fpregs/dbregs to print")
-    p.add_argument("--timeout", type=float, default=None,
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="give up a blocking wait/step after this many seconds (EINTR)")
     add_profile(p)
     add_backend(p)
@@ -38,8 +48,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .api import ProcFS
-    from .nodes import module_for
+    import json
+
+    from ..api import ProcFS
+    from ..nodes import module_for
     fs = ProcFS(backend=args.backend, profile=args.profile, root=args.root)
     pid = args.pid
     attached = False
