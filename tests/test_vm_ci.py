@@ -25,6 +25,7 @@ VAGRANT_DIR = ROOT / "vagrant"
 PROVISION = VAGRANT_DIR / "provision" / "conformance.sh"
 RUNNER = VAGRANT_DIR / "run-conformance.sh"
 SCRIPTS = [PROVISION, RUNNER]
+BOX_SCRIPTS = sorted((VAGRANT_DIR / "boxes").glob("*.sh"))
 VAGRANTFILES = {"freebsd": VAGRANT_DIR / "freebsd" / "Vagrantfile",
                 "linux": VAGRANT_DIR / "linux" / "Vagrantfile"}
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -152,7 +153,7 @@ class Rec
     key = (@path + [name.to_s.chomp("=")]).join(".")
     if name.to_s.end_with?("=") then $set[key] = args[0] ; return args[0] end
     $calls << [key, args, kw] unless args.empty? && kw.empty?
-    blk.call(Rec.new(@path + [name.to_s])) if blk
+    blk.call(Rec.new(@path + [name.to_s]), Rec.new(@path + [name.to_s, "override"])) if blk
     Rec.new(@path + [name.to_s])
   end
   def respond_to_missing?(*) = true
@@ -425,3 +426,67 @@ def test_run_conformance_linux_local_end_to_end(tmp_path):
     assert failed == {"api": [], "fuse": []}, failed
     assert summary == {"api": "0", "fuse": "0", "fuse-umount": "0"}
     assert p.returncode == 0, log[-4000:]
+
+
+@pytest.mark.parametrize("release,box", [(None, "generic/freebsd14"), ("13.5", "generic/freebsd13"),
+                                         ("15.0", "generic/freebsd15")])
+def test_freebsd_vagrantfile_libvirt_box_by_release(release, box):
+    env = {"BSDPROCFS_FREEBSD_RELEASE": release} if release else {}
+    cfg = vagrantfile_config(VAGRANTFILES["freebsd"], **env)
+    assert cfg["set"]["config.vm.provider.override.vm.box"] == box
+    assert cfg["set"]["config.vm.provider.driver"] in ("kvm", "qemu")
+
+
+@pytest.mark.parametrize("arch,machine,emulator,cpu", [
+    ("amd64", "x86_64", "/usr/bin/qemu-system-x86_64", "qemu64"),
+    ("i386", "i686", "/usr/bin/qemu-system-i386", "qemu32"),
+    ("arm64", "aarch64", "/usr/bin/qemu-system-aarch64", "cortex-a57")])
+def test_linux_vagrantfile_libvirt_machine_by_arch(arch, machine, emulator, cpu):
+    cfg = vagrantfile_config(VAGRANTFILES["linux"], BSDPROCFS_VM_ARCH=arch,
+                             BSDPROCFS_VM_ACCEL="tcg")
+    s = cfg["set"]
+    assert s["config.vm.provider.driver"] == "qemu"          # TCG: no KVM domain
+    assert (s["config.vm.provider.machine_arch"], s["config.vm.provider.emulator_path"]) == (
+        machine, emulator)
+    assert (s["config.vm.provider.cpu_mode"], s["config.vm.provider.cpu_model"]) == ("custom", cpu)
+    assert s["config.vm.provider.management_network_name"] == "default"
+    if arch == "arm64":
+        assert s["config.vm.provider.machine_type"] == "virt"
+        assert s["config.vm.provider.features"] == [] and s["config.vm.provider.inputs"] == []
+
+
+def test_linux_vagrantfile_picks_tcg_without_hardware_virtualisation():
+    """This machine's /dev/kvm is paravirtual (no vmx/svm flag): the default is TCG."""
+    flags = Path("/proc/cpuinfo").read_text()
+    cfg = vagrantfile_config(VAGRANTFILES["linux"])
+    want = "kvm" if (os.access("/dev/kvm", os.W_OK) and re.search(r"\b(vmx|svm)\b", flags)) \
+        else "qemu"
+    assert cfg["set"]["config.vm.provider.driver"] == want
+
+
+def test_linux_vagrantfile_rejects_unknown_arch():
+    ruby = need("ruby")
+    r = subprocess.run([ruby, "-e", RUBY_RECORDER, str(VAGRANTFILES["linux"])],
+                       capture_output=True, text=True, cwd=VAGRANTFILES["linux"].parent,
+                       env={**os.environ, "BSDPROCFS_VM_ARCH": "mips"})
+    assert r.returncode != 0 and "BSDPROCFS_VM_ARCH=mips" in r.stderr
+
+
+def test_runner_rejects_bad_arch_and_release():
+    for argv in (["linux", "--arch", "mips"], ["linux", "--release", "11"], ["linux", "--arch"]):
+        r = subprocess.run(["sh", str(RUNNER), *argv], capture_output=True, text=True)
+        assert r.returncode == 2 and "usage:" in r.stderr, argv
+
+
+@pytest.mark.parametrize("script", BOX_SCRIPTS, ids=lambda p: p.name)
+def test_box_scripts_pass_shellcheck(script):
+    shellcheck = need("shellcheck")
+    r = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_box_script_rejects_bad_usage():
+    for argv in (["--arch", "mips"], ["--release", "11"], ["--bogus"]):
+        r = subprocess.run(["bash", str(VAGRANT_DIR / "boxes" / "build-box.sh"), *argv],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "usage:" in r.stderr, argv

@@ -21,6 +21,9 @@
 #   BSDPROCFS_JOBS  conformance/pytest workers (-n), default 2
 #   BSDPROCFS_PROFILE  profile of the shim's API and FUSE mount, default compat
 #                   (native FreeBSD /proc is judged with the profile the suite detects)
+#   BSDPROCFS_WHEELS  a wheelhouse (vagrant/boxes/wheelhouse.py): pip installs from it
+#                   alone (--no-index), for a machine without network (the Vagrant VMs)
+#   BSDPROCFS_UNIT_TESTS  pytest arguments of the --unit-tests step (default: the suite)
 #   PYTHON          interpreter that creates the venv, default python3
 # Exit status: 0 only if every step passed; 2 for usage or set-up errors.
 
@@ -147,8 +150,18 @@ setup_venv() {
     if [ "$install" = 1 ]; then
         # [test]: the conformance suite is a pytest plugin run with xdist (-n),
         # and --unit-tests needs the rest of it.
-        log "pip install -e ${SRC}[test]"
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "${SRC}[test]" \
+        if [ -n "${BSDPROCFS_WHEELS:-}" ]; then
+            log "pip install -e ${SRC}[test] from the wheelhouse $BSDPROCFS_WHEELS (no index)"
+            set -- --no-index --find-links "$BSDPROCFS_WHEELS"
+            # a venv that already holds the build backend (a box's) builds in place
+            if "$VENV/bin/python" -c 'import setuptools, wheel' 2>/dev/null; then
+                set -- "$@" --no-build-isolation
+            fi
+        else
+            log "pip install -e ${SRC}[test]"
+            set --
+        fi
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" -e "${SRC}[test]" \
             || die "pip install failed"
         venv_ok || die "bsdprocfs conformance does not run after installing"
     fi
@@ -221,9 +234,10 @@ fi
 suite api --api --profile "$SHIM_PROFILE" --impl bsdprocfs-api
 run_fuse
 if [ "$UNIT" = 1 ]; then
-    log "pytest -n $JOBS (unit tests)  ->  $OUT/unit.xml"
+    log "pytest -n $JOBS ${BSDPROCFS_UNIT_TESTS:-} (unit tests)  ->  $OUT/unit.xml"
+    # shellcheck disable=SC2086  # BSDPROCFS_UNIT_TESTS is a word list of pytest arguments
     (cd "$SRC" && "$VENV/bin/python" -m pytest -n "$JOBS" -p no:cacheprovider \
-        --junitxml "$OUT/unit.xml")
+        --junitxml "$OUT/unit.xml" ${BSDPROCFS_UNIT_TESTS:-})
     record unit $?
 fi
 
