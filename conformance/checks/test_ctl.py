@@ -151,7 +151,7 @@ def test_ctl_attach_detach_cycle(target, prof, pool):
 def test_ctl_run_resumes(target, prof, pool):
     """run continues a traced, stopped target (it stays traced: detach then frees it)."""
     need_ctl(prof)
-    with subject_in(pool, target, "traced") as s:
+    with subject_in(pool, target, "traced", prof) as s:
         assert ctlw(target, s.pid, b"run") == 3
         time.sleep(0.1)
         states = []
