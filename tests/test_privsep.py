@@ -368,3 +368,53 @@ def test_a_caller_killing_its_worker_gets_a_new_one():
     finally:
         t.kill()
         t.wait()
+
+
+CAPS_CALLER = r"""
+import json, sys
+mnt, pid = sys.argv[1], sys.argv[2]
+with open(f"{mnt}/{pid}/map", "rb") as f:
+    n = len(f.read())
+with open("/proc/thread-self/status") as f:
+    print(json.dumps({"map": n, "mine": f.read()}))
+"""
+
+
+def _children(ppid: int) -> list[int]:
+    out = []
+    for n in os.listdir("/proc"):
+        if n.isdigit():
+            try:
+                with open(f"/proc/{n}/stat", "rb") as f:
+                    if int(f.read().rsplit(b")", 1)[1].split()[1]) == ppid:
+                        out.append(int(n))
+            except (OSError, ValueError):
+                pass
+    return out
+
+
+def test_worker_takes_the_callers_capability_sets():
+    """A caller holding ambient capabilities gets a worker with exactly its inheritable,
+    permitted, effective, bounding and ambient sets (and no more)."""
+    uid, gid = ensure_user()
+    t = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                          "sleep", "60"])
+    try:
+        wait_for(lambda: proc_state(t.pid) == "S" and task_creds(t.pid).uids[0] == uid)
+        with mounted() as m:
+            r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}",
+                                "--clear-groups", "--inh-caps=+net_raw,+sys_nice",
+                                "--ambient-caps=+net_raw,+sys_nice",
+                                "--bounding-set=-sys_admin", PLAIN_PYTHON, "-I", "-c",
+                                CAPS_CALLER, m.path, str(t.pid)],
+                               capture_output=True, text=True, timeout=60, cwd="/")
+            assert r.returncode == 0, r.stderr
+            res = json.loads(r.stdout)
+            assert res["map"] > 0, res          # its caps are a superset: Linux allows
+            caller = parse_status(res["mine"].encode())
+            assert caller.caps[4] == (1 << 13) | (1 << 23)      # net_raw, sys_nice
+            workers = [task_creds(w) for w in _children(m.pid)]
+            assert caller in workers, (caller, workers)
+    finally:
+        t.kill()
+        t.wait()
