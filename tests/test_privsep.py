@@ -418,3 +418,55 @@ def test_worker_takes_the_callers_capability_sets():
     finally:
         t.kill()
         t.wait()
+
+
+INTERRUPTED_WAIT = r"""
+import errno, json, os, signal, sys, time
+mnt = sys.argv[1]
+pid = os.fork()
+if pid == 0:
+    while True:
+        pass
+class Alarm(Exception):
+    pass
+def on_alarm(*_):
+    raise Alarm
+signal.signal(signal.SIGALRM, on_alarm)
+def ctl(word):
+    fd = os.open(f"{mnt}/{pid}/ctl", os.O_WRONLY)
+    try:
+        os.write(fd, word.encode())
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    finally:
+        os.close(fd)
+res = {"attach": ctl("attach"), "wait": ctl("wait"), "run": ctl("run")}
+signal.alarm(1)
+t0 = time.monotonic()
+try:
+    res["blocked wait"] = ctl("wait")           # runs on: blocks until a signal
+except Alarm:
+    res["blocked wait"] = "interrupted"
+res["after"] = round(time.monotonic() - t0, 2)
+res["detach"] = ctl("detach")
+with open(f"/proc/{pid}/status") as f:
+    res["tracer"] = f.read().split("TracerPid:")[1].split()[0]
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+print(json.dumps(res))
+"""
+
+
+def test_a_blocked_wait_in_a_worker_ends_when_the_caller_is_signalled():
+    uid, gid = ensure_user()
+    with mounted() as m:
+        r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                            PLAIN_PYTHON, "-I", "-c", INTERRUPTED_WAIT, m.path],
+                           capture_output=True, text=True, timeout=60, cwd="/")
+        assert r.returncode == 0, r.stderr
+        res = json.loads(r.stdout)
+        assert res["attach"] == res["wait"] == res["run"] == "ok", res
+        assert res["blocked wait"] == "interrupted" and res["after"] < 3, res
+        assert res["detach"] == "ok" and res["tracer"] == "0", res
+        assert m.proc.poll() is None
