@@ -157,8 +157,11 @@ def test_worker_holds_exactly_the_callers_credentials_and_dies_with_the_daemon()
             os.kill(m.pid, signal.SIGKILL)
             m.proc.wait(10)
             wait_for(lambda: proc_state(tgid) in ("gone", "Z"), 10)
-            with open(f"/proc/{info['child']}/status") as f:
-                assert "TracerPid:\t0\n" in f.read()
+
+            def untraced() -> bool:    # once the tracer *thread* is gone too
+                with open(f"/proc/{child}/status") as f:
+                    return "TracerPid:\t0\n" in f.read()
+            wait_for(untraced, 10)
             wait_for(lambda: proc_state(child) == "S", 5)    # running its sleep again
         finally:
             p.kill()
