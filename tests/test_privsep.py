@@ -157,8 +157,11 @@ def test_worker_holds_exactly_the_callers_credentials_and_dies_with_the_daemon()
             os.kill(m.pid, signal.SIGKILL)
             m.proc.wait(10)
             wait_for(lambda: proc_state(tgid) in ("gone", "Z"), 10)
-            with open(f"/proc/{info['child']}/status") as f:
-                assert "TracerPid:\t0\n" in f.read()
+
+            def untraced() -> bool:    # once the tracer *thread* is gone too
+                with open(f"/proc/{child}/status") as f:
+                    return "TracerPid:\t0\n" in f.read()
+            wait_for(untraced, 10)
             wait_for(lambda: proc_state(child) == "S", 5)    # running its sleep again
         finally:
             p.kill()
@@ -368,3 +371,105 @@ def test_a_caller_killing_its_worker_gets_a_new_one():
     finally:
         t.kill()
         t.wait()
+
+
+CAPS_CALLER = r"""
+import json, sys
+mnt, pid = sys.argv[1], sys.argv[2]
+with open(f"{mnt}/{pid}/map", "rb") as f:
+    n = len(f.read())
+with open("/proc/thread-self/status") as f:
+    print(json.dumps({"map": n, "mine": f.read()}))
+"""
+
+
+def _children(ppid: int) -> list[int]:
+    out = []
+    for n in os.listdir("/proc"):
+        if n.isdigit():
+            try:
+                with open(f"/proc/{n}/stat", "rb") as f:
+                    if int(f.read().rsplit(b")", 1)[1].split()[1]) == ppid:
+                        out.append(int(n))
+            except (OSError, ValueError):
+                pass
+    return out
+
+
+def test_worker_takes_the_callers_capability_sets():
+    """A caller holding ambient capabilities gets a worker with exactly its inheritable,
+    permitted, effective, bounding and ambient sets (and no more)."""
+    uid, gid = ensure_user()
+    t = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                          "sleep", "60"])
+    try:
+        wait_for(lambda: proc_state(t.pid) == "S" and task_creds(t.pid).uids[0] == uid)
+        with mounted() as m:
+            r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}",
+                                "--clear-groups", "--inh-caps=+net_raw,+sys_nice",
+                                "--ambient-caps=+net_raw,+sys_nice",
+                                "--bounding-set=-sys_admin", PLAIN_PYTHON, "-I", "-c",
+                                CAPS_CALLER, m.path, str(t.pid)],
+                               capture_output=True, text=True, timeout=60, cwd="/")
+            assert r.returncode == 0, r.stderr
+            res = json.loads(r.stdout)
+            assert res["map"] > 0, res          # its caps are a superset: Linux allows
+            caller = parse_status(res["mine"].encode())
+            assert caller.caps[4] == (1 << 13) | (1 << 23)      # net_raw, sys_nice
+            workers = [task_creds(w) for w in _children(m.pid)]
+            assert caller in workers, (caller, workers)
+    finally:
+        t.kill()
+        t.wait()
+
+
+INTERRUPTED_WAIT = r"""
+import errno, json, os, signal, sys, time
+mnt = sys.argv[1]
+pid = os.fork()
+if pid == 0:
+    while True:
+        pass
+class Alarm(Exception):
+    pass
+def on_alarm(*_):
+    raise Alarm
+signal.signal(signal.SIGALRM, on_alarm)
+def ctl(word):
+    fd = os.open(f"{mnt}/{pid}/ctl", os.O_WRONLY)
+    try:
+        os.write(fd, word.encode())
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    finally:
+        os.close(fd)
+res = {"attach": ctl("attach"), "wait": ctl("wait"), "run": ctl("run")}
+signal.alarm(1)
+t0 = time.monotonic()
+try:
+    res["blocked wait"] = ctl("wait")           # runs on: blocks until a signal
+except Alarm:
+    res["blocked wait"] = "interrupted"
+res["after"] = round(time.monotonic() - t0, 2)
+res["detach"] = ctl("detach")
+with open(f"/proc/{pid}/status") as f:
+    res["tracer"] = f.read().split("TracerPid:")[1].split()[0]
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+print(json.dumps(res))
+"""
+
+
+def test_a_blocked_wait_in_a_worker_ends_when_the_caller_is_signalled():
+    uid, gid = ensure_user()
+    with mounted() as m:
+        r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                            PLAIN_PYTHON, "-I", "-c", INTERRUPTED_WAIT, m.path],
+                           capture_output=True, text=True, timeout=60, cwd="/")
+        assert r.returncode == 0, r.stderr
+        res = json.loads(r.stdout)
+        assert res["attach"] == res["wait"] == res["run"] == "ok", res
+        assert res["blocked wait"] == "interrupted" and res["after"] < 3, res
+        assert res["detach"] == "ok" and res["tracer"] == "0", res
+        assert m.proc.poll() is None

@@ -49,8 +49,10 @@ from typing import Any
 
 #: the largest reply the daemon accepts (a map of 1 MiB plus base64 and JSON)
 MAX_MESSAGE = 4 << 20
-#: distinct credential sets served at once; past it an idle worker is retired
+#: distinct credential sets served at once (in all, per real uid); past it an idle
+#: worker is retired
 MAX_WORKERS = 64
+MAX_WORKERS_PER_UID = 8
 #: requests a worker runs at once; past it: EBUSY (the errno FreeBSD gives a busy tracee)
 MAX_INFLIGHT = 128
 #: nodes whose Linux source is guarded by a ptrace access mode check
@@ -339,6 +341,7 @@ class Boundary:
         self._root_marks = (b"\nUid:\t0\t0\t0\t0\n",
                             b"\nCapPrm:\t%016x\nCapEff:\t%016x\n" % (o[1], o[2]))
         self.workers: dict[Creds, Worker] = {}
+        self._starting: dict[Creds, threading.Lock] = {}
         self._lock = threading.Lock()
         self._spawnq: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._spawner: threading.Thread | None = None
@@ -393,22 +396,45 @@ class Boundary:
         return None
 
     def _get(self, c: Creds) -> Worker:
+        """The worker for c, started if need be.  Starting one takes a fresh interpreter
+        (~0.1 s): it happens outside the table's lock, under a lock of its own per
+        credential set, so other callers' requests never wait for it."""
         with self._lock:
             w = self.workers.get(c)
             if w is not None and w.alive:
                 return w
-            self.workers.pop(c, None)
-            if len(self.workers) >= MAX_WORKERS:
-                idle = sorted((x for x in self.workers.values() if x.handles <= 0),
-                              key=lambda x: x.last_used)
-                if not idle:
-                    raise OSError(16, "too many distinct caller credentials")   # EBUSY
-                old = idle[0]
-                self.workers.pop(old.creds, None)
-                threading.Thread(target=old.stop, daemon=True).start()
-            w = Worker(c, self.profile, self.fast_map, self._spawn)
-            self.workers[c] = w
+            starting = self._starting.setdefault(c, threading.Lock())
+        with starting:
+            with self._lock:
+                w = self.workers.get(c)
+                if w is not None and w.alive:
+                    return w
+                self.workers.pop(c, None)
+                self._make_room(c)
+            try:
+                w = Worker(c, self.profile, self.fast_map, self._spawn)
+            finally:
+                with self._lock:
+                    self._starting.pop(c, None)
+            with self._lock:
+                self.workers[c] = w
             return w
+
+    def _make_room(self, c: Creds) -> None:
+        """Bound the workers (in all, and per real uid, so that one user cannot crowd
+        out the others): retire the least recently used one without open handles, or
+        EBUSY."""
+        for per_uid, limit in ((True, MAX_WORKERS_PER_UID), (False, MAX_WORKERS)):
+            pool = [x for x in self.workers.values()
+                    if not per_uid or x.creds.uids[0] == c.uids[0]]
+            if len(pool) < limit:
+                continue
+            idle = sorted((x for x in pool if x.handles <= 0), key=lambda x: x.last_used)
+            if not idle:
+                raise OSError(16, "too many distinct caller credentials")   # EBUSY
+            old = idle[0]
+            self.workers.pop(old.creds, None)
+            threading.Thread(target=old.stop, daemon=True).start()
 
     # --------------------------------------------------------------- spawning
     def _spawn(self, argv: list[str], fd: int) -> subprocess.Popen[bytes]:

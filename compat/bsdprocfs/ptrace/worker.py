@@ -111,7 +111,8 @@ def _preload() -> Any:
                 with contextlib.suppress(ImportError):
                     importlib.import_module(info.name)
     for name in ("debug", "elf", "wmesg", "records", "profiles"):
-        importlib.import_module(f"{tree.__package__}.{name}")
+        with contextlib.suppress(ImportError):       # (debug.py may move into ptrace/)
+            importlib.import_module(f"{tree.__package__}.{name}")
     for name in ("ptrace", "ptrace.binding.func", "select", "traceback", "linecache",
                  "tokenize", "encodings.idna"):
         with contextlib.suppress(ImportError):
