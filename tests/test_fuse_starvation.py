@@ -17,13 +17,11 @@ import pytest
 from test_fuse_common import needs_fuse
 
 from bsdprocfs.fuse import mounted
-from bsdprocfs.ptrace.ctl import MAX_WAITS_PER_CALLER
 
 pytestmark = [needs_fuse, pytest.mark.fuse, pytest.mark.timeout(180)]
 
 NOBODY = 65534
-N = 64
-assert MAX_WAITS_PER_CALLER == N
+N = 64                # ptrace/ctl.MAX_WAITS_PER_CALLER
 
 #: run as nobody: N sleeps, SIGSTOP each, a blocking "wait" on each one's ctl from its
 #: own thread; report "blocked" once none returned for a while, then the 65th wait's
