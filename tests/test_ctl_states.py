@@ -126,6 +126,33 @@ def test_attach_needs_candebug(fs, spinner_cmd):
         p.wait()
 
 
+def test_signal_words_need_no_candebug_but_the_kill_rule(fs):
+    """procfs_doprocctl posts a signal without p_candebug ("} else
+    kern_psignal(p, nm->nm_val);"): a reader that may not debug its own-uid target
+    still signals it.  Linux's kill(2) rule is the floor: a target whose real and saved
+    uids are not the reader's is refused (EPERM), whatever FreeBSD's mode bits say."""
+    def creds(r: int, e: int, s: int):
+        return lambda: (os.setgroups([]), os.setresgid(4343, 4343, 4343),
+                        os.setresuid(r, e, s))
+    p = subprocess.Popen(["sh", "-c", "trap 'echo winch' WINCH; echo ready; "
+                          "while :; do sleep 0.1; done"],
+                         stdout=subprocess.PIPE, preexec_fn=creds(4242, 4242, 4242))
+    q = subprocess.Popen(["sleep", "30"], preexec_fn=creds(0, 4242, 0))
+    try:
+        assert p.stdout is not None and p.stdout.readline() == b"ready\n"
+        reader = Reader(os.getpid() + 100000, 4242, 4242, ())
+        assert _err(ctl, fs, p.pid, "attach", reader=reader) == errno.EPERM
+        assert ctl(fs, p.pid, "winch", reader=reader) == 5
+        assert p.stdout.readline() == b"winch\n"
+        wait_state(q.pid, "S")
+        assert _err(ctl, fs, q.pid, "winch", reader=reader) in (errno.EPERM, errno.EACCES)
+        assert q.poll() is None and proc_state(q.pid) in "RS"
+    finally:
+        for x in (p, q):
+            x.kill()
+            x.wait()
+
+
 # ------------------------------------------------ stopped by someone else
 def test_stopped_by_sigstop(fs, spin):
     sigstop(spin)

@@ -7,8 +7,10 @@ through setpriv)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,13 +19,11 @@ import pytest
 from test_fuse_common import needs_fuse
 
 from bsdprocfs.fuse import mounted
-from bsdprocfs.ptrace.ctl import MAX_WAITS_PER_CALLER
 
 pytestmark = [needs_fuse, pytest.mark.fuse, pytest.mark.timeout(180)]
 
 NOBODY = 65534
-N = 64
-assert MAX_WAITS_PER_CALLER == N
+N = 64                # ptrace/ctl.MAX_WAITS_PER_CALLER
 
 #: run as nobody: N sleeps, SIGSTOP each, a blocking "wait" on each one's ctl from its
 #: own thread; report "blocked" once none returned for a while, then the 65th wait's
@@ -72,6 +72,14 @@ for p in sleeps:
 """
 
 
+def _line(f, limit: float = 30.0) -> list[str]:
+    """One line of the user's report, or fail after ``limit`` (a blocked daemon would
+    otherwise hang the test)."""
+    import select
+    assert select.select([f], [], [], limit)[0], f"no report within {limit}s (daemon frozen?)"
+    return str(f.readline()).split()
+
+
 def _read_ms(path: str) -> float:
     t0 = time.perf_counter()
     fd = os.open(path, os.O_RDONLY)
@@ -96,13 +104,14 @@ def test_blocked_waits_of_one_user_do_not_starve_root():
     with mounted() as m:
         u = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
                               "--clear-groups", python, script, m.path, str(N)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
         assert u.stdout is not None and u.stdin is not None
         try:
-            line = u.stdout.readline().split()
+            line = _line(u.stdout)
             assert line[:2] == ["blocked", "0"], line       # all N waits still blocked
             pids = [int(x) for x in line[2:]]
-            extra = u.stdout.readline().split()
+            extra = _line(u.stdout, 10)
             assert extra[0] == "extra" and int(extra[1]) == 11, extra     # EAGAIN
             assert float(extra[2]) < 1.0                               # at once
             times = []
@@ -111,10 +120,10 @@ def test_blocked_waits_of_one_user_do_not_starve_root():
                 times.append(_read_ms(f"{m.path}/{pids[i]}/status"))
             assert max(times) < 100, sorted(times)[-5:]
             u.stdin.close()
-            done = u.stdout.readline().split(maxsplit=1)
-            assert done[0] == "done"
-            assert done[1].strip() == f"[0] {N}"          # each wait ended with its SIGCONT
+            done = _line(u.stdout)
+            assert done == ["done", "[0]", str(N)]          # each wait ended with its SIGCONT
         finally:
-            u.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(u.pid, signal.SIGKILL)       # its sleeps too (stopped ones)
             u.wait()
             shutil.rmtree(d, ignore_errors=True)

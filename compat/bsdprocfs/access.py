@@ -116,3 +116,16 @@ def p_candebug(reader: Reader, target: ProcIdentity, policy: Policy = DEFAULT_PO
     if target.sugid:
         return EPERM
     return 0
+
+
+def linux_may_signal(reader: Reader, target: ProcIdentity) -> int:
+    """0 if Linux's kill(2) would let the reader signal the target, else EPERM: the
+    kernel's floor under procfs_doprocctl's signal words, which FreeBSD delivers
+    without p_candebug (kernel/signal.c kill_ok_by_cred: the sender's real or
+    effective uid equals the target's real or saved uid, or CAP_KILL).  A reader has
+    one uid (FUSE reports one), standing for both of its own: never more than the
+    kernel allows."""
+    if reader.privileged:
+        return 0
+    c = target.creds
+    return 0 if reader.uid in (c.ruid, c.suid) else EPERM

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .access import DEFAULT_POLICY, Policy, Reader, p_candebug, p_cansee
+from .access import DEFAULT_POLICY, Policy, Reader, linux_may_signal, p_candebug, p_cansee
 from .errors import (
     EACCES,
     EBADF,
@@ -660,7 +660,14 @@ class Handle:
             return len(data)
         if name == "ctl":
             cmd = n_ctl.parse(data, self.tree.profile)
-            if cmd.word != "detach":
+            if cmd.is_signal:
+                # procfs_doprocctl posts signals without p_candebug; Linux's kill rule
+                # is the floor.  The check then only decides whether the signal may
+                # also resume a stopped tracee (TRACE_WAIT_P) or is merely posted.
+                err = linux_may_signal(self.reader, p.ident)
+                if err:
+                    raise fail(err, self.pid, name, "Linux would refuse this signal")
+            elif cmd.word != "detach":
                 self._candebug(p)
             self.tree.backend.debugger.ctl(self.pid, cmd, self.reader, profile=self.tree.profile,
                                            interrupted=self.interrupted, timeout=self.timeout,

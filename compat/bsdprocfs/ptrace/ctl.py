@@ -137,9 +137,7 @@ class Ctl:
             elif word == "wait":
                 self.op_wait(pid, reader, only, interrupted, timeout)
             else:
-                if check is not None:
-                    check()
-                self._signal(pid, word, reader.pid, only)
+                self._signal(pid, word, reader.pid, only, _passes(check))
         except TargetGone:
             raise fail(EIO, pid, "ctl", "process has exited") from None
 
@@ -266,19 +264,25 @@ class Ctl:
         self.tracer.resume(t, lx.cont, 0)
 
     # ------------------------------------------------------------- signals
-    def _signal(self, pid: int, word: str, reader_pid: int, only: bool) -> None:
+    def _signal(self, pid: int, word: str, reader_pid: int, only: bool,
+                may_drive: bool = True) -> None:
         if word in NO_LINUX_SIGNAL:
             raise fail(EOPNOTSUPP, pid, "ctl", NO_LINUX_SIGNAL[word])
         if word not in LINUX_SIGNALS:
             raise fail(EOPNOTSUPP, pid, "ctl", f"unknown ctl command {word!r}")
-        self.tracer.call(self.op_signal, pid, LINUX_SIGNALS[word] or 0, reader_pid, only)
+        self.tracer.call(self.op_signal, pid, LINUX_SIGNALS[word] or 0, reader_pid, only,
+                         may_drive)
 
-    def op_signal(self, pid: int, sig: int, reader_pid: int, only: bool) -> None:
+    def op_signal(self, pid: int, sig: int, reader_pid: int, only: bool,
+                  may_drive: bool = True) -> None:
+        """may_drive: the caller passes p_candebug, so (compat) it may resume our stopped
+        tracee with the signal; FreeBSD's TRACE_WAIT_P asks for its debugger, which
+        passed p_candebug to attach.  Otherwise the signal is only posted."""
         tr = self.tracer
         t = tr.targets.get(pid)
         if t is not None and not t.transient:
             tr.refresh(t)
-            if t.stopped and (not only or reader_pid == t.attacher):
+            if t.stopped and may_drive and (not only or reader_pid == t.attacher):
                 tr.resume_with(t, sig)       # TRACE_WAIT_P: "p->p_xstat = nm->nm_val"
                 return
         if sig:
@@ -363,6 +367,16 @@ class Ctl:
 def _gone_or_stopped(tr: Tracer, pid: int) -> bool:
     t = tr.targets.get(pid)
     return t is None or t.stopped
+
+
+def _passes(check: Check) -> bool:
+    if check is None:
+        return True
+    try:
+        check()
+    except OSError:
+        return False
+    return True
 
 
 def _checked(check: Check, fn: Callable[..., Any], *args: Any) -> Any:
