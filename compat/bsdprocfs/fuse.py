@@ -318,7 +318,10 @@ class Operations:
                     n = next(x for x in self.tree.root_nodes if x.name == name)
                     out.append((name, {"st_mode": 0o120444, "st_ino": n.fileno}, 0))
                 else:
-                    out.append((name, {**dmode, "st_ino": _ino(PIDDIR.fileno, int(name))}, 0))
+                    # pfs_readdir numbers entries with the directory's pid, NO_PID at the
+                    # root: every <pid> entry gets the template's plain fileno, unlike
+                    # stat(2) of /proc/<pid> (cite: pfs.readdir.fileno)
+                    out.append((name, {**dmode, "st_ino": PIDDIR.fileno}, 0))
             return out
         if len(parts) != 1:
             raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
@@ -329,7 +332,9 @@ class Operations:
             if name == ".":
                 out.append((name, {**dmode, "st_ino": _ino(PIDDIR.fileno, pid)}, 0))
             elif name == "..":
-                out.append((name, {**dmode, "st_ino": ROOT_INO}, 0))
+                # the ".." node takes the root's fileno 2, then pn_fileno adjusts it by the
+                # directory's pid like every entry (cite: pfs.fileno, pfs.readdir.fileno)
+                out.append((name, {**dmode, "st_ino": _ino(ROOT_INO, pid)}, 0))
             else:
                 n = self.tree.node(name, pid)
                 out.append((name, {"st_mode": fmt[n.kind] | n.mode,

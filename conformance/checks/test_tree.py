@@ -10,7 +10,7 @@ import pytest
 
 from bsdprocfs_conformance.spec import ALL_NODE_NAMES, NODE
 from bsdprocfs_conformance.targets import read, write
-from bsdprocfs_conformance.util import expect_errno, need_node, parse_status
+from bsdprocfs_conformance.util import dirents, expect_errno, need_node, parse_status
 
 tree = pytest.mark.procfs("tree", "tree")
 
@@ -267,3 +267,29 @@ def test_read_writeonly_node(target, prof, pool, node):
         expect_errno(errno.EACCES, target.open, rel, "r")
         return
     expect_errno(errno.EBADF, read, target, rel, 16)
+
+
+@pytest.mark.procfs("tree", "ino")
+def test_readdir_filenos(target, pool):
+    """pfs_readdir gives each entry pn_fileno(pn, pid) with the directory's pid (cite:
+    pfs.readdir.fileno): at the root (NO_PID) every process directory shares the
+    template's number, which stat(2) of /proc/<pid> adjusts; in /proc/<pid>, ".." is the
+    root's fileno 2 adjusted by the pid (cite: pfs.fileno)."""
+    if target.kind != "path":
+        pytest.skip("d_fileno is only seen through readdir(2)")
+    s = pool.get("sleeping")
+    root = {e.name: e.inode() for e in os.scandir(target.p(""))}
+    pids = [n for n in root if n.isdigit()]
+    assert len({root[n] for n in pids}) == 1, "one d_fileno for every <pid> entry"
+    assert root[str(s.pid)] != target.lstat(str(s.pid)).ino
+    inner = {e.name: e.inode() for e in os.scandir(target.p(str(s.pid)))}
+    want = {n: target.lstat(f"{s.pid}/{n}").ino for n in inner}
+    assert inner == want, "the nodes' d_fileno equal their stat numbers"
+    ents = dirents(target.p(str(s.pid)))
+    if ents is None:
+        return
+    dots = dict(e for e in ents if e[0] in (".", ".."))
+    assert dots["."] == target.lstat(str(s.pid)).ino, "\".\" is the procdir's number"
+    assert dots[".."] == 2 * 100000 + s.pid, "\"..\": the root's 2, adjusted by the pid"
+    rdots = dict(e for e in dirents(target.p("")) or [] if e[0] in (".", ".."))
+    assert rdots == {".": 2, "..": 2}, "the root's dots are 2 (cite: pfs.fileno)"
