@@ -113,8 +113,9 @@ def parse_status(data: bytes) -> Status:
 
 
 _HEX = rb"0x(?:0|[1-9a-f][0-9a-f]*)"
+#: field 5 is %p: FreeBSD's kernel printf gives a NULL pointer as "0", others as 0x<hex>
 MAP_LINE = re.compile(
-    rb"(" + _HEX + rb") (" + _HEX + rb") (\d+) (\d+) (0|" + _HEX + rb") ([r-][w-][x-]) "
+    rb"(" + _HEX + rb") (" + _HEX + rb") (\d+) (\d+) (0|0x[1-9a-f][0-9a-f]*) ([r-][w-][x-]) "
     rb"(-?\d+) (-?\d+) (" + _HEX + rb") (COW|NCOW) (NC|NNC) ([a-z]+) (.+) (CH|NCH) (-?\d+)\Z")
 
 

@@ -135,6 +135,8 @@ def _pytest(work: str, m: Mutant, env: dict[str, str], target: list[str],
                   if t["outcome"] == "failed"]
     if p.returncode == 1:
         return "killed", failed[0] if failed else "a check failed"
+    if p.returncode < 0:            # the mutant crashed the suite's process: seen
+        return "killed", f"the suite's process died of signal {-p.returncode}"
     if p.returncode == 0:
         return "survived", "every check passed"
     return "error", f"pytest exit {p.returncode}: {(p.stdout + p.stderr)[-1500:]}"
