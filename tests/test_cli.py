@@ -280,3 +280,27 @@ def test_readme_use_lines_run_as_written():
             except SystemExit as e:
                 raise AssertionError(f"README line does not parse: {ln}") from e
     assert n >= 14
+
+
+def test_shell_completion_offers_commands_and_nodes(tmp_path):
+    """argcomplete completion, built only when the shell asks (_ARGCOMPLETE set)."""
+    import importlib.util
+    import shutil
+    if importlib.util.find_spec("argcomplete") is None:
+        import pytest
+        pytest.skip("argcomplete is not installed (pip install 'bsdprocfs[completion]')")
+    script = shutil.which("bsdprocfs", path=os.path.dirname(sys.executable))
+    assert script, "the bsdprocfs console script is not installed next to the interpreter"
+
+    def complete(line: str) -> list[str]:
+        out = tmp_path / "out"
+        env = dict(os.environ, _ARGCOMPLETE="1", COMP_LINE=line, COMP_POINT=str(len(line)),
+                   _ARGCOMPLETE_STDOUT_FILENAME=str(out))
+        p = subprocess.run([script], env=env, capture_output=True)
+        assert p.returncode == 0, p.stderr
+        return out.read_text().replace("\x0b", " ").split()
+
+    assert complete("bsdprocfs pro") == ["profiles"]
+    assert complete("bsdprocfs cat curproc st") == ["status"]
+    assert set(complete("bsdprocfs cat --profile freebsd-1")) == {
+        "freebsd-10", "freebsd-13", "freebsd-14", "freebsd-15"}

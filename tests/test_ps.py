@@ -376,3 +376,24 @@ def test_golden_layouts(name, fmt, monkeypatch):
     ctx = ps.Ctx(now=3600.0, mempages=262144)
     got = "\n".join(ps.render(kis, cols, ctx, 79)) + "\n"
     assert got == (GOLDEN / f"{name}.txt").read_text()
+
+
+def test_vis_fast_path_encodes_as_the_per_character_rule():
+    """_vis returns printable text as is; that must be exactly what the per-character
+    strvis rule gives, for any argv bytes (control, backslash, undecodable, UTF-8)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from bsdprocfs.tools.ps import _vis, _vis_each
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.binary(max_size=40) | st.text(max_size=40).map(lambda t: t.encode()),
+           st.booleans(), st.booleans(), st.booleans(), st.booleans())
+    def check(b: bytes, tab: bool, nl: bool, cstyle: bool, noslash: bool) -> None:
+        s = b.decode("utf-8", "surrogateescape")
+        kw = {"tab": tab, "nl": nl, "cstyle": cstyle, "noslash": noslash}
+        assert _vis(s, **kw) == _vis_each(s, **kw)
+
+    check()
+    assert _vis("a\\b", tab=False, nl=True, cstyle=True, noslash=False) == "a\\\\b"
+    assert _vis("sleep 60", tab=False, nl=True, cstyle=True, noslash=False) == "sleep 60"

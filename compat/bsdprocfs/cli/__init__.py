@@ -58,6 +58,8 @@ def build_parser(command: str | None = None) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and "_ARGCOMPLETE" in _environ():
+        return _complete()
     argv = sys.argv[1:] if argv is None else list(argv)
     # the command is the first word; before it only -h/--help/--version may come
     first = next((a for a in argv if not a.startswith("-")), None)
@@ -76,6 +78,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+
+
+def _environ() -> Any:
+    import os
+    return os.environ
+
+
+def _complete() -> int:
+    """Shell completion (argcomplete; set up with
+    eval "$(register-python-argcomplete bsdprocfs)"): costs nothing unless the shell
+    asks, since only then is the whole parser built and argcomplete imported."""
+    try:
+        import argcomplete
+    except ImportError:
+        return 1
+    argcomplete.autocomplete(build_parser())     # prints the candidates and exits
+    return 1
 
 
 def _quiet_stdout() -> None:

@@ -110,7 +110,17 @@ _CSTYLE = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\v"
 
 
 def _vis(s: str, *, tab: bool, nl: bool, cstyle: bool, noslash: bool) -> str:
-    """strvis(3) subset: encode what a terminal must not see raw."""
+    """strvis(3) subset: encode what a terminal must not see raw.  Nearly every
+    argument is printable text without a backslash, which encodes to itself: that
+    case is one C-speed check (isprintable() is False for tab, newline, control
+    characters and undecodable bytes)."""
+    if s.isprintable() and (noslash or "\\" not in s):
+        return s
+    return _vis_each(s, tab=tab, nl=nl, cstyle=cstyle, noslash=noslash)
+
+
+def _vis_each(s: str, *, tab: bool, nl: bool, cstyle: bool, noslash: bool) -> str:
+    """_vis, one character at a time."""
     out = []
     for c in s:
         o = ord(c)
