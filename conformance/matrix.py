@@ -98,17 +98,19 @@ class Matrix:
             width = shutil.get_terminal_size((80, 24)).columns
         head, rows = self.rows()
         widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+        keys = 2                       # profile and node start every block
         blocks: list[list[int]] = [[]]
-        used = widths[0]
-        for i in range(1, len(head)):
+        base = sum(widths[:keys]) + 2 * (keys - 1)
+        used = base
+        for i in range(keys, len(head)):
             if blocks[-1] and used + 2 + widths[i] > width:
                 blocks.append([])
-                used = widths[0]
+                used = base
             blocks[-1].append(i)
             used += 2 + widths[i]
         out: list[str] = []
         for cols in blocks:
-            idx = [0, *cols]
+            idx = [*range(keys), *cols]
             if out:
                 out.append("")
             out.append("  ".join(head[i].ljust(widths[i]) for i in idx).rstrip())

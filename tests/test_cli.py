@@ -224,7 +224,7 @@ def test_matrix_text_fits_the_width_and_gives_every_reason():
     text = m.text(80)
     lines = text.splitlines()
     assert max(len(ln) for ln in lines) <= 80
-    assert sum(ln.startswith("node ") for ln in lines) >= 2         # split into blocks
+    assert sum(ln.startswith("profile ") for ln in lines) >= 2      # split into blocks
     for c in [*cats, "values"]:
         assert c in text
     flat = " ".join(text.split())
@@ -303,4 +303,4 @@ def test_shell_completion_offers_commands_and_nodes(tmp_path):
     assert complete("bsdprocfs pro") == ["profiles"]
     assert complete("bsdprocfs cat curproc st") == ["status"]
     assert set(complete("bsdprocfs cat --profile freebsd-1")) == {
-        "freebsd-10", "freebsd-13", "freebsd-14", "freebsd-15"}
+        "freebsd-10", "freebsd-11", "freebsd-12", "freebsd-13", "freebsd-14", "freebsd-15"}

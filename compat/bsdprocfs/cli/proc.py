@@ -118,8 +118,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         out += [table.paragraph(f"{name}: {ns}", width, "  ") for name, ns in nodes]
         out.append("\nboundaries (each cited in conformance/citations.toml):\n")
         out += [table.paragraph(f"{name}: {b}", width, "  ") for name, b in bounds]
-        out.append("\nnotes (UNVERIFIED: a release boundary the kernel source did not pin "
-                   "down):\n")
+        out.append("\nnotes (each 'missing:' is a boundary the source did not pin down):\n")
         out += [table.paragraph(f"{name}: {note}", width, "  ") for name, note in notes]
         sys.stdout.write("".join(out))
         return 0
@@ -211,7 +210,7 @@ bsdprocfs show 1 | less
 
     p = parser(sub, "profiles", "list the FreeBSD release profiles",
                "List the release profiles: which FreeBSD release each stands for, its "
-               "node set and formats, and the release boundaries that are UNVERIFIED.",
+               "node set and formats, its cited boundaries, and what the source left open.",
                "bsdprocfs profiles\nbsdprocfs profiles --format md > profiles.md")
     add_format(p)
     p.set_defaults(func=cmd_profiles, sigpipe=True)
