@@ -312,6 +312,11 @@ def _type_names(profile) -> tuple[bytes, ...]:
     return tuple(profile.map_type_name(t).encode() for t in pure.MAP_TYPES)
 
 
+def _anon_flags(profile) -> int:
+    from bsdprocfs.profiles import OBJ_ANON, OBJ_SWAP
+    return profile.map_flags("swap", OBJ_ANON | OBJ_SWAP)
+
+
 @needs_compiled
 @settings(max_examples=150, deadline=None)
 @given(st.lists(VMA, min_size=1, max_size=12), st.booleans(),
@@ -325,8 +330,8 @@ def test_map_twins_agree_on_any_smaps(vmas, fast, profile_name):
     rows = pure.map_entries(data, 4242, 777, 1000, 4096, fast)
     assert compiled.map_entries(data, 4242, 777, 1000, 4096, fast) == rows
     assert len(rows) == len(vmas)
-    assert compiled.map_render(data, 4242, 777, 1000, 4096, fast,
-                               _type_names(profile)) == _reference_bytes(data, fast, profile)
+    assert compiled.map_render(data, 4242, 777, 1000, 4096, fast, _type_names(profile),
+                               _anon_flags(profile)) == _reference_bytes(data, fast, profile)
 
 
 @needs_compiled
@@ -414,7 +419,8 @@ def test_map_node_bytes_equal_the_record_rendering(tmp_path, profile):
         from bsdprocfs.nodes import map as map_node
         from bsdprocfs.records import MapEntry, MapRecord
         reference = map_node.render(MapRecord(tuple(MapEntry(*r) for r in rows)), fs.profile)
-        assert compiled.map_render(*args, _type_names(fs.profile)) == reference
+        assert compiled.map_render(*args, _type_names(fs.profile),
+                                   _anon_flags(fs.profile)) == reference
         assert len(rows) >= 300 and str(target).encode() in reference
         # the node itself takes the compiled pass, and the pure twin's path still works
         data = fs.read(p.pid, "map")

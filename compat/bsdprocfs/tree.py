@@ -36,7 +36,7 @@ from .nodes import map as n_map
 from .nodes import osrel as n_osrel
 from .nodes import rlimit as n_rlimit
 from .nodes import status as n_status
-from .profiles import Profile, get_profile
+from .profiles import OBJ_ANON, OBJ_SWAP, Profile, get_profile
 from .ptrace import boundary as _boundary
 from .records import FileRecord
 
@@ -197,11 +197,13 @@ class ProcTree:
         # the same bytes as render(record), which stays the reference and the record path
         map_bytes = getattr(backend, "map_bytes", None)
         self._map_bytes: Callable[[Any], bytes | None] | None = None
-        if map_bytes is not None and self.profile.kvme_map_types:
-            # the compiled pass prints kvme-era OBJ_* flags; OBJT-era profiles render
-            # the record, whose flags Profile.map_flags translates (cite: map.flags.objt)
+        if map_bytes is not None:
+            # an anonymous object's flags per era, as Profile.map_flags translates the
+            # record's (cite: map.flags.objt)
             names = tuple(self.profile.map_type_name(t).encode() for t in backend.map_types)
-            self._map_bytes = lambda p: map_bytes(p, names, fast=self.fast_map)
+            anon = self.profile.map_flags("swap", OBJ_ANON | OBJ_SWAP)
+            self._map_bytes = lambda p: map_bytes(p, names, fast=self.fast_map,
+                                                  anon_flags=anon)
         self._render_fills = dict(self._fills)
         if getattr(backend, "status_extras_optional", False):
             self._render_fills["status"] = lambda p: backend.status(p, extras=False)

@@ -932,6 +932,7 @@ typedef struct {
     size_t len, cap;
     const char *names[T_COUNT];
     Py_ssize_t name_lens[T_COUNT];
+    unsigned long long anon_flags;  /* printed for an anonymous swap object */
 } text_ctx;
 
 static char *
@@ -1001,7 +1002,8 @@ text_sink(void *vctx, const entry_t *e)
     memcpy(out, e->prot, 3);
     out += 3;
     out = put_str(put_dec(put_str(out, " "), e->ref), " 0 ");
-    out = put_hex(out, (unsigned long long)e->flags);
+    out = put_hex(out, e->flags == (OBJ_ANON | OBJ_SWAP) ? ctx->anon_flags
+                                                         : (unsigned long long)e->flags);
     out = put_str(out, e->cow ? " COW" : " NCOW");
     out = put_str(out, e->needs_copy ? " NC " : " NNC ");
     memcpy(out, ctx->names[e->type], (size_t)ctx->name_lens[e->type]);
@@ -1020,8 +1022,10 @@ text_sink(void *vctx, const entry_t *e)
     return 0;
 }
 
-/* map_render(data, pid, start_ticks, ruid, page_size, fast, type_names) -> bytes;
- * type_names: the profile's name (bytes) of each of MAP_TYPES, in that order. */
+/* map_render(data, pid, start_ticks, ruid, page_size, fast, type_names[, anon_flags])
+ * -> bytes; type_names: the profile's name (bytes) of each of MAP_TYPES, in that order;
+ * anon_flags: the profile's OBJ_* flags of an anonymous object (Profile.map_flags:
+ * OBJ_ANON|OBJ_SWAP from 14, OBJ_ONEMAPPING in the OBJT era). */
 static PyObject *
 lf_map_render(PyObject *self, PyObject *args)
 {
@@ -1030,11 +1034,13 @@ lf_map_render(PyObject *self, PyObject *args)
     unsigned long long start_ticks;
     int fast;
     PyObject *names;
-    if (!PyArg_ParseTuple(args, "y*LKLLpO!", &data, &pid, &start_ticks, &ruid, &page_size,
-                          &fast, &PyTuple_Type, &names))
+    unsigned long long anon_flags = OBJ_ANON | OBJ_SWAP;
+    if (!PyArg_ParseTuple(args, "y*LKLLpO!|K", &data, &pid, &start_ticks, &ruid, &page_size,
+                          &fast, &PyTuple_Type, &names, &anon_flags))
         return NULL;
     text_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
+    ctx.anon_flags = anon_flags;
     if (PyTuple_GET_SIZE(names) != T_COUNT) {
         PyBuffer_Release(&data);
         PyErr_SetString(PyExc_ValueError, "type_names: one name per MAP_TYPES entry");
@@ -1074,7 +1080,7 @@ static PyMethodDef methods[] = {
     {"map_entries", lf_map_entries, METH_VARARGS,
      "(data, pid, start_ticks, ruid, page_size, fast) -> MapEntry rows"},
     {"map_render", lf_map_render, METH_VARARGS,
-     "(data, pid, start_ticks, ruid, page_size, fast, type_names) -> map bytes"},
+     "(data, pid, start_ticks, ruid, page_size, fast, type_names[, anon_flags]) -> map bytes"},
     {NULL, NULL, 0, NULL},
 };
 

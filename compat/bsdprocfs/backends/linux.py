@@ -438,19 +438,20 @@ class LinuxBackend:
             PAGE_SIZE, fast)))
 
     def map_bytes(self, p: LinuxProc, type_names: tuple[bytes, ...],
-                  fast: bool = False) -> bytes | None:
+                  fast: bool = False, anon_flags: int = 0x210) -> bytes | None:
         """The map node's bytes in one compiled pass over smaps: nodes/map.render of
         map()'s record, byte for byte (tests/test_linuxfacts.py), at a fraction of
         the cost (a 2,000-mapping process: one MapEntry and one line per mapping in
         Python cost 3x the kernel's smaps read).  type_names: the profile's name of
-        each of MAP_TYPES.  None where only the pure twin exists: render the record."""
+        each of MAP_TYPES; anon_flags: its OBJ_* flags of an anonymous object
+        (Profile.map_flags).  None where only the pure twin exists: render the record."""
         render = getattr(facts, "map_render", None)
         if render is None or p.ident.system:
             return None
         data = self._map_source(p, fast)
         try:
             out: bytes = render(data, p.pid, p.ident.start_ticks, p.ident.creds.ruid,
-                                PAGE_SIZE, fast, type_names)
+                                PAGE_SIZE, fast, type_names, anon_flags)
         except ValueError:          # not the kernel's layout: the reference decides
             return None
         return out
