@@ -110,7 +110,7 @@ fuse = pytest.importorskip("test_fuse_common")
 
 @fuse.needs_fuse
 @pytest.mark.fuse
-@pytest.mark.parametrize("sig", ["TERM", "KILL"])
+@pytest.mark.parametrize("sig", ["TERM", "INT", "KILL"])
 def test_daemon_killed_after_step_of_a_sleeper(sig):
     """Issue 12 item 6: SIGKILL of the daemon right after ``step`` of a sleep."""
     from bsdprocfs.fuse import mounted
