@@ -38,11 +38,16 @@ import bsdprocfs
 fs = bsdprocfs.ProcFS(backend="linux")
 pid, words = int(sys.argv[1]), sys.argv[2].split(",")
 for w in words:
+    if w.startswith("!"):           # killed while blocked in this word: announce first
+        w = w[1:]
+        print("ready", flush=True)
+        time.sleep(0.2)
     try:
         fs.write(pid, "ctl", w.encode())
     except OSError as e:            # e.g. a second step while the first is in a call
         print("err", w, e.errno, file=sys.stderr)
-print("ready", flush=True)
+if not words[-1].startswith("!"):
+    print("ready", flush=True)
 time.sleep(600)
 """
 
@@ -53,6 +58,7 @@ SEQUENCES = {
     "step-step": "attach,wait,step,step",
     "run": "attach,wait,run",
     "detach": "attach,wait,step,detach",
+    "in-wait": "attach,wait,step,!wait",        # blocked in wait for the step's call
 }
 SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "KILL": signal.SIGKILL}
 
@@ -62,6 +68,8 @@ def _tracer(pid: int, words: str) -> subprocess.Popen[bytes]:
                          stdout=subprocess.PIPE)
     assert p.stdout is not None
     assert p.stdout.readline() == b"ready\n"
+    if words.split(",")[-1].startswith("!"):
+        time.sleep(0.5)                 # now blocked in that word
     return p
 
 
@@ -110,7 +118,7 @@ fuse = pytest.importorskip("test_fuse_common")
 
 @fuse.needs_fuse
 @pytest.mark.fuse
-@pytest.mark.parametrize("sig", ["TERM", "KILL"])
+@pytest.mark.parametrize("sig", ["TERM", "INT", "KILL"])
 def test_daemon_killed_after_step_of_a_sleeper(sig):
     """Issue 12 item 6: SIGKILL of the daemon right after ``step`` of a sleep."""
     from bsdprocfs.fuse import mounted

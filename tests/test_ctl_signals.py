@@ -12,6 +12,7 @@ nothing (SIGINFO is ignored by default): both are decisions tested here.
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import time
 
@@ -114,3 +115,35 @@ def test_default_action(fs, spin, name):
         assert wait_state(spin.pid, "T") == "T", name
     else:
         assert wait_exit(spin) == -sig, name
+
+
+@pytest.mark.parametrize("profile", ["compat", "freebsd-10"])
+def test_detach_and_the_stop_signal(spin_sig, profile):
+    """A real signal stopped the tracee (signal-delivery stop).  freebsd-10: detach
+    drops it (procfs_ctl.c sets "p->p_xstat = 0;" before every word); compat delivers
+    it, as the process would have got it untraced.  A pending SIGTRAP is dropped by
+    both ("remove pending SIGTRAP, else the process will die")."""
+    import bsdprocfs
+    from bsdprocfs.access import Reader
+    sp = spin_sig
+    fsp = bsdprocfs.ProcFS(backend="linux", profile=profile)
+    me = Reader.current()
+    fsp.write(sp.pid, "ctl", b"attach", reader=me)
+    t = get_debugger().tracer
+    deadline = time.monotonic() + 5
+    while not t.targets[sp.pid].stopped and time.monotonic() < deadline:
+        t.call(t.refresh, t.targets[sp.pid])
+        time.sleep(0.005)
+    fsp.write(sp.pid, "ctl", b"run", reader=me)
+    os.kill(sp.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while not (t.targets[sp.pid].stopped and t.targets[sp.pid].stopsig == signal.SIGUSR1):
+        assert time.monotonic() < deadline, "no SIGUSR1 stop"
+        t.call(t.refresh, t.targets[sp.pid])
+        time.sleep(0.005)
+    os.kill(sp.pid, signal.SIGTRAP)                # pending while stopped: dropped
+    fsp.write(sp.pid, "ctl", b"detach", reader=me)
+    got = sp.caught(1.0)
+    assert signal.SIGTRAP not in got
+    assert (signal.SIGUSR1 in got) == (profile == "compat"), got
+    assert sp.proc.poll() is None and wait_state(sp.pid, "R") == "R"

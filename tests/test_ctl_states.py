@@ -544,3 +544,27 @@ def test_dbregs_read_during_a_step_over_a_blocking_syscall_keeps_the_step(fs):
     finally:
         p.kill()
         p.wait()
+
+
+def test_step_of_a_sleeper_completes_when_its_call_returns(fs):
+    """FreeBSD: the step of a process blocked in a system call completes when the call
+    returns; ``wait`` blocks until then.  The stop is right after the call: rax holds
+    its result (0), r_trapno T_TRCTRAP, and the sleep was not cut short."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(["sleep", "1.5"])
+    try:
+        wait_state(p.pid, "S")
+        attach_stopped(fs, p.pid)
+        ctl(fs, p.pid, "step")                        # into the restarted nanosleep
+        assert _err(ctl, fs, p.pid, "step") == errno.EBUSY
+        ctl(fs, p.pid, "wait")
+        assert 1.5 <= time.monotonic() - t0 <= 2.5
+        assert proc_state(p.pid) == "t"
+        v = n_regs.parse(fs.read(p.pid, "regs")).values
+        if "r_rax" in v:
+            assert v["r_rax"] == 0 and v["r_trapno"] == 10          # T_TRCTRAP
+        ctl(fs, p.pid, "detach")
+        assert p.wait(5) == 0
+    finally:
+        p.kill()
+        p.wait()
