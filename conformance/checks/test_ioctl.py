@@ -127,7 +127,8 @@ def test_ioctl_status_and_flags(target, prof):
         assert _status(h.ioctl(PIOCSTATUS)) == (1, 0, S_EXEC, 0, 0)
         h.ioctl(PIOCSFL, 0)
         assert struct.unpack("=I", h.ioctl(PIOCGFL)) == (0,)
-        assert host_state(p.pid) == "S", "setting events does not stop the target"
+        assert wait_for(lambda: host_state(p.pid) == "S", 5), \
+            "setting events leaves the target running (back in its read)"
 
 
 @ioctl
