@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -126,7 +127,8 @@ def test_ioctl_status_and_flags(target, prof):
         assert _status(h.ioctl(PIOCSTATUS)) == (1, 0, S_EXEC, 0, 0)
         h.ioctl(PIOCSFL, 0)
         assert struct.unpack("=I", h.ioctl(PIOCGFL)) == (0,)
-        assert host_state(p.pid) == "S", "setting events does not stop the target"
+        assert wait_for(lambda: host_state(p.pid) == "S", 5), \
+            "setting events leaves the target running (back in its read)"
 
 
 @ioctl
@@ -190,3 +192,19 @@ def test_ioctl_eio_after_exit(target, prof):
         p.go()
         assert p.exit_code() == 0
         expect_errno(errno.EIO, h.ioctl, PIOCSTATUS)
+
+
+@ioctl
+def test_ioctl_signal_stop(target, prof):
+    """S_SIG: a signal stops the target before its delivery; val is the signal's number
+    (FreeBSD's: SIGUSR1 is 30); once continued the signal is delivered (the default
+    action of SIGUSR1 ends the process)."""
+    need_ioctl(target, prof)
+    with execer() as p, mem(target, p.pid) as h:
+        h.ioctl(PIOCBIS, S_SIG)
+        os.kill(p.pid, signal.SIGUSR1)
+        state, _flags, events, why, val = _status(h.ioctl(PIOCWAIT))
+        assert (state, events, why, val) == (0, S_SIG, S_SIG, 30)
+        assert host_state(p.pid) in ("T", "t")
+        h.ioctl(PIOCCONT, 0)
+        assert p.exit_code() == -signal.SIGUSR1

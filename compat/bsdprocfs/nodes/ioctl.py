@@ -106,3 +106,11 @@ def host_signal(sig: int) -> int | None:
     got = getattr(_signal, {"iot": "SIGABRT", "io": "SIGIO"}.get(name, "SIG" + name.upper()),
                   None)
     return int(got) if got is not None else None
+
+
+def freebsd_signal(host_sig: int) -> int:
+    """FreeBSD's number for a host signal (p_xsig of an S_SIG stop); 0 if it has none."""
+    for name, num in SIGNALS.items():
+        if host_signal(num) == host_sig and name != "iot":
+            return num
+    return 0

@@ -8,7 +8,8 @@ end of this daemon.  The event to Linux stop mapping (docs/fidelity.md):
 
 * S_EXEC: PTRACE_EVENT_EXEC; S_EXIT: PTRACE_EVENT_EXIT (val: the exit status);
 * S_SCE/S_SCX: system-call entry/exit stops (val: the Linux system-call number);
-* S_SIG: a signal-delivery stop (val: the signal), delivered once continued;
+* S_SIG: a signal-delivery stop (val: FreeBSD's number of it), delivered once
+  continued;
 * S_CORE: not raised (Linux gives no stop before a core dump);
 * only the main thread is traced.
 
@@ -38,6 +39,7 @@ from ..nodes.ioctl import (
     S_SCE,
     S_SCX,
     S_SIG,
+    freebsd_signal,
     pack_status,
 )
 from . import linux as pt
@@ -261,8 +263,8 @@ class StopEvents:
                     continue
             else:
                 deliver = sig               # a signal-delivery stop
-                if st.stops & S_SIG:
-                    self._event(st, S_SIG, sig)
+                if st.stops & S_SIG:          # val: FreeBSD's number of the signal
+                    self._event(st, S_SIG, freebsd_signal(sig))
             if not st.stops or self._closing:
                 self._release(st, deliver)
                 return
