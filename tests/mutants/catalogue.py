@@ -49,6 +49,9 @@ EQUIVALENT = {
     "py-charged-token (' ac ' for ' ac')":
         "the ac word is never last on this kernel (sd follows it): replaced by a variant "
         "that only looks at the end of the line",
+    "fuse-rdwr-not-write":
+        "an O_RDWR open checked for reading only: the mount's default_permissions makes "
+        "the kernel refuse the open from the mode bits before the daemon sees it",
     "mem-write-candebug-skipped":
         "mem writes without the p_candebug re-check: a reader failing it never sees the "
         "node (the candebug vis callback answers ENOENT first)",
@@ -527,10 +530,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "            return Reader(host_pid_of_tid(tid) if need_pid else -1, 0, gid, ())",
            "            return Reader(tid if need_pid else -1, 0, gid, ())",
            ("curproc", "tree"), "fuse"),
-    Mutant("fuse-rdwr-not-write", "fuse", FU,
-           "an O_RDWR open is checked for reading only",
-           "want_write = acc in (os.O_WRONLY, os.O_RDWR)", "want_write = acc == os.O_WRONLY",
-           ("perms", "errors"), "fuse"),
+    Mutant("fuse-no-direct-io", "fuse", FU,
+           "opens without direct_io: the page cache stops reads at st_size 0",
+           "        fi.direct_io = 1        # size-0 files: every read must reach us",
+           "        fi.direct_io = 0        # size-0 files: every read must reach us",
+           ("status", "tree"), "fuse"),
     # ------------------------------------------------------------------ ctl (last: the
     # tracer is being split into modules; these snippets follow it)
     Mutant("ctl-attach-traced-eperm", "ctl", DB,

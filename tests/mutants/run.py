@@ -125,7 +125,7 @@ def _pytest(work: str, m: Mutant, env: dict[str, str], target: list[str],
     cmd = [sys.executable, "-m", "pytest", "-c", os.devnull, "--rootdir", work,
            "-p", "no:cacheprovider", "-p", "_mutant_order", "--pyargs",
            "bsdprocfs_conformance.checks", *target, "-x", "-q", "-n", "0",
-           "--timeout", "120", "--procfs-report-json", report]
+           "--timeout", "60", "--procfs-report-json", report]
     p = _run(cmd, env, work, timeout)
     if p is None:
         return "error", f"suite timed out after {timeout:.0f} s"
