@@ -52,6 +52,12 @@ EQUIVALENT = {
     "fuse-rdwr-not-write":
         "an O_RDWR open checked for reading only: the mount's default_permissions makes "
         "the kernel refuse the open from the mode bits before the daemon sees it",
+    "ctl-signal-usr-swapped (nodes/ctl.py SIGNALS numbers)":
+        "the FreeBSD signal numbers of the ctl grammar are never used for delivery: the "
+        "tracer posts the host signal named by the word",
+    "ctl-no-candebug (tree.py)":
+        "ctl words without the tree's p_candebug: the tracer thread re-runs the same rule "
+        "(Handle._recheck) before it acts, and refuses",
     "mem-write-candebug-skipped":
         "mem writes without the p_candebug re-check: a reader failing it never sees the "
         "node (the candebug vis callback answers ENOENT first)",
@@ -580,10 +586,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "        self._wait_for(lambda: proc_state(pid) not in (\"T\", \"t\"), pid, "
            "interrupted, timeout)",
            "        return", ("ctl",)),
-    Mutant("ctl-signal-usr-swapped", "ctl", CT,
-           "the signal table maps usr1 and usr2 to each other's numbers",
-           "\"info\": 29, \"usr1\": 30, \"usr2\": 31,", "\"info\": 29, \"usr1\": 31, \"usr2\": 30,",
-           ("ctl",)),
+    Mutant("ctl-signal-urg-io", "ctl", DB,
+           "the urg word posts SIGIO (the host table maps the wrong name)",
+           "\"urg\": signal.SIGURG, \"stop\": signal.SIGSTOP,",
+           "\"urg\": signal.SIGIO, \"stop\": signal.SIGSTOP,", ("ctl",)),
     Mutant("ctl-trim-newline-only", "ctl", CT,
            "only a trailing newline is trimmed, not every isspace() byte",
            "    word = data.rstrip(_SPACE)\n    try:", "    word = data.rstrip(b\"\\n\")\n    try:",
@@ -592,11 +598,6 @@ MUTANTS: tuple[Mutant, ...] = (
            "ctl words compared case-insensitively",
            "    if text in COMMANDS:\n        return CtlCommand(text)",
            "    if text.lower() in COMMANDS:\n        return CtlCommand(text.lower())", ("ctl",)),
-    Mutant("ctl-no-candebug", "ctl", T,
-           "ctl words other than detach are not checked with p_candebug",
-           "            if cmd.word != \"detach\":\n                self._candebug(p)",
-           "            if False:\n                self._candebug(p)", ("perms", "ctl")),
-    # ------------------------------------------------------------------ regs / mem
     Mutant("regs-layout-rdi-rsi", "debug", LAY,
            "struct reg lays out r_rsi before r_rdi",
            "\"r15\", \"r14\", \"r13\", \"r12\", \"r11\", \"r10\", \"r9\", \"r8\", \"rdi\", \"rsi\",",
