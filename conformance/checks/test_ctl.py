@@ -127,44 +127,6 @@ def test_ctl_run_resumes(target, prof, pool):
 
 
 @ctl
-@pytest.mark.timeout(60)
-def test_ctl_step_blocked_in_read(target, prof, pool):
-    """A target stopped inside read(2) and stepped: the step completes when the call
-    returns (wait sleeps until then), the call returns the data written meanwhile, and
-    after detach the target goes on unharmed (FreeBSD PT_STEP over a blocking call)."""
-    need_ctl(prof)
-    s = pool.spawn("ctl-step-read")
-    try:
-        assert wait_for(lambda: host_state(s.pid) == "S", 5)
-        ctlw(target, s.pid, b"attach")
-        ctlw(target, s.pid, b"wait")
-        assert ctlw(target, s.pid, b"step") == 4
-        result: list[object] = []
-
-        def waiter() -> None:
-            try:
-                result.append(ctlw(target, s.pid, b"wait"))
-            except OSError as e:
-                result.append(e)
-        th = threading.Thread(target=waiter, daemon=True)
-        th.start()
-        th.join(0.3)
-        assert th.is_alive() and s.popen.poll() is None, \
-            f"wait returned {result} while the stepped read(2) still blocks"
-        s.send("ping")                 # the read returns: the step completes
-        th.join(10)
-        assert result == [4], f"wait after the blocking step: {result}"
-        ctlw(target, s.pid, b"detach")
-        from bsdprocfs_conformance.subjects import _readline_json
-        assert _readline_json(s.popen, 10) == "pong", "the read(2) got the data"
-        assert s.popen.poll() is None, "the target survived the step"
-    finally:
-        with contextlib.suppress(OSError):
-            ctlw(target, s.pid, b"detach")
-        s.kill()
-
-
-@ctl
 def test_ctl_step_then_wait(target, prof, pool):
     need_ctl(prof)
     with subject_in(pool, target, "traced") as s:

@@ -256,13 +256,17 @@ def main(argv: list[str] | None = None) -> int:
         baselines: list[Result] = []
         todo = [b for b in BASELINES if any(m.target == b.target for m in mutants)]
         with ThreadPoolExecutor(max(1, args.j)) as ex:
-            for r in ex.map(lambda m: run_one(m, base, tmp, args.timeout), todo + mutants):
-                base_run = r.mutant.category == "baseline"
-                (baselines if base_run else results).append(r)
-                label = ("passed" if r.outcome == "survived" else "FAILED") if base_run \
-                    else r.outcome
+            # the baselines first: a suite that fails the unmutated shim makes kills void
+            for r in ex.map(lambda m: run_one(m, base, tmp, args.timeout), todo):
+                baselines.append(r)
+                label = "passed" if r.outcome == "survived" else "FAILED"
                 print(f"{label:8} {r.seconds:5.1f}s {r.mutant.id}: {r.detail[:160]}",
                       flush=True)
+            if all(r.outcome == "survived" for r in baselines):
+                for r in ex.map(lambda m: run_one(m, base, tmp, args.timeout), mutants):
+                    results.append(r)
+                    print(f"{r.outcome:8} {r.seconds:5.1f}s {r.mutant.id}: {r.detail[:160]}",
+                          flush=True)
     n = len(results)
     killed = sum(r.outcome == "killed" for r in results)
     errors = [r for r in results if r.outcome == "error"]
