@@ -50,7 +50,7 @@ def _wait_wmesg(target, s, want: str) -> list[str]:
     """The subject answers commands of other checks: give it a moment to be back in
     its read(2) (a process running on a CPU has no wait channel: nochan)."""
     got = [parse_status(read(target, f"{s.pid}/status")).wmesg]
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 5
     while got[-1] != want and time.monotonic() < deadline:
         time.sleep(0.02)
         got.append(parse_status(read(target, f"{s.pid}/status")).wmesg)
