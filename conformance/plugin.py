@@ -358,15 +358,7 @@ def tol(procfs_settings: Settings) -> Any:
 @pytest.fixture(scope="session")
 def pool(procfs_settings: Settings, procfs_root: Any) -> Any:
     from .subjects import Pool
-    from .targets import make_target, write
     p = Pool()
-    # the pool attaches its traced subject with a profile that has ctl (the subject is
-    # shared: checks of profiles without ctl never ask for it)
-    ctl_prof = next((n for n in procfs_settings.profiles if PROFILES[n].has_ctl),
-                    procfs_settings.profile)
-    t = make_target(procfs_root(ctl_prof), procfs_settings.api, ctl_prof,
-                    procfs_settings.factory)
-    p.ctl = lambda pid, word: write(t, f"{pid}/ctl", word)
     try:
         yield p
     finally:

@@ -175,7 +175,6 @@ class Pool:
         self.root = os.geteuid() == 0
         self.user: tuple[int, int] | None = ensure_user() if self.root else None
         self.cache: dict[str, Subject] = {}
-        self.ctl: Any = None            # set by the suite: ctl(pid, word) through the target
         self.all: list[Subject] = []
 
     def spawn(self, name: str, spec: dict | None = None, *, rich_exe: bool = False,
@@ -248,14 +247,23 @@ class Pool:
         wait_for(lambda: host_state(s.pid) == "S", 5)
         return s
 
-    def _make_traced(self) -> Subject:
-        """Stopped under ctl attach + wait (the caller checks the profile has ctl)."""
-        s = self.spawn("traced", {"maps": True})
-        wait_for(lambda: host_state(s.pid) == "S", 5)
-        s.traced_by = self.ctl
-        self.ctl(s.pid, b"attach")
-        self.ctl(s.pid, b"wait")
-        return s
+    def traced(self, target: Any) -> Subject:
+        """Stopped under ctl attach + wait through ``target`` (the caller checks the
+        profile has ctl).  One per target: a FUSE mount's daemon is the tracer, and only
+        the tracer may read a tracee's registers."""
+        key = f"traced@{id(target)}"
+        if key not in self.cache:
+            from .targets import write
+
+            def ctl(pid: int, word: bytes) -> int:
+                return write(target, f"{pid}/ctl", word)
+            s = self.spawn("traced", {"maps": True})
+            wait_for(lambda: host_state(s.pid) == "S", 5)
+            s.traced_by = ctl
+            ctl(s.pid, b"attach")
+            ctl(s.pid, b"wait")
+            self.cache[key] = s
+        return self.cache[key]
 
     def _make_zombie(self) -> Subject:
         s = self.spawn("zombie", {"exit": 3}, wait_truth=False)

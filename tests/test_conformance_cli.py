@@ -124,3 +124,22 @@ def test_cli_unknown_profile():
     p = subprocess.run(BSDPROCFS + ["conformance", "--api", "--profile", "freebsd-9"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "unknown profile 'freebsd-9'" in p.stderr
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/fuse")
+                    or not shutil.which("fusermount3"), reason="needs root, /dev/fuse and fuse3")
+def test_cli_fuse_every_profile(tmp_path):
+    """--fuse mounts the shim once per judged profile and judges each through its mount."""
+    js = tmp_path / "fuse.json"
+    p = subprocess.run(BSDPROCFS + ["conformance", "--fuse", "--profile", "freebsd-13,compat",
+                                    "--json", str(js), "-k", "test_ctl_absent or test_root_stat"],
+                       capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+    data = json.loads(js.read_text())
+    assert data["meta"]["impl"] == "bsdprocfs-fuse"
+    assert data["meta"]["profiles"] == ["freebsd-13", "compat"]
+    got = {(t["profile"], t["check"]): t["outcome"] for t in data["tests"]}
+    assert got == {(pr, c): "passed" for pr in ("freebsd-13", "compat")
+                   for c in ("tree::test_root_stat", "ctl::test_ctl_absent_without_profile")}

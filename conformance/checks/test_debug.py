@@ -66,7 +66,7 @@ def test_regs_read_args(target, prof, pool, how, arg):
         pytest.skip(f"{machine_arch()}: the {arg} argument is not left in a register")
     if how == "traced":
         need_ctl(prof)
-    s = pool.get(how)
+    s = pool.traced(target) if how == "traced" else pool.get(how)
     fd, buf, n = s.truth["read_args"]
     regs = read(target, _rel(s, "regs"), 4096)
     got = int.from_bytes(regs[offs[arg]:offs[arg] + width], "little")

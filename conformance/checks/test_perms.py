@@ -41,9 +41,10 @@ def _vaccess(subject: str, mode: int, s, res, want_r: bool, want_w: bool) -> boo
 
 @pytest.fixture(scope="module")
 def observed(observer, pool, prof):
-    """One observer run per subject: every node's lstat, listing and main operation."""
+    """One observer run for all subjects: every node's lstat, listing and main operation
+    (results are split per subject afterwards)."""
     subs = {name: pool.get(sub) for name, (sub, _) in SUBJECTS.items()}
-    out = {}
+    batches = {}
     for name, s in subs.items():
         ops: list[list] = [["listdir", str(s.pid)], ["readlink", "curproc"]]
         for node in prof.pid_nodes:
@@ -63,8 +64,14 @@ def observed(observer, pool, prof):
                 ops.append(["write", rel, b"hello".hex(), 0])
             ops.append(["open", rel, "r" if n.wr and not n.rd else "w"])
             ops.append(["open", rel, "rw"])
-        res = observer.run(ops)
-        out[name] = (s, res, ops)
+        batches[name] = ops
+    res = observer.run([op for ops in batches.values() for op in ops])
+    out = {}
+    at = 0
+    for name, ops in batches.items():
+        part = dict(res, results=res["results"][at:at + len(ops)])
+        at += len(ops)
+        out[name] = (subs[name], part, ops)
     return out
 
 

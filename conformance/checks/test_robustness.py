@@ -97,6 +97,10 @@ def test_walk(target, pool, size):
     pids = [p for p in target.listdir("") if p.isdigit()]
     own = frozenset([str(os.getpid())] + [str(s.pid) for s in pool.all if s.pid])
     assert own & set(pids), "the walk must reach the suite's own processes"
+    if size != max(CAP):
+        # every process of the machine once, at the whole-node size; the small read sizes
+        # (a per-node property) on the suite's own processes, init and a kernel thread
+        pids = [p for p in pids if p in own or p in ("1", "2")]
     with ThreadPoolExecutor(4) as ex:
         bad = [b for r in ex.map(lambda p: walk_pid(target, p, size, own), pids) for b in r]
     assert not bad, "\n".join(bad[:20])

@@ -47,10 +47,10 @@ def kernel_pid() -> int | None:
     return None
 
 
-def subject_for(state, pool, prof, exited_pid):
+def subject_for(state, target, pool, prof, exited_pid):
     if state == "traced":
         need_ctl(prof)
-        return pool.get("traced")
+        return pool.traced(target)
     if state == "exited":
         return exited_pid
     if state == "kernel":
@@ -125,7 +125,7 @@ def test_state_node(target, prof, pool, exited_pid, state, node):
     need_node(prof, node)
     if SIZES == {} and node in ("regs", "fpregs", "dbregs"):
         pytest.skip("register layout unknown for this machine")
-    s = subject_for(state, pool, prof, exited_pid)
+    s = subject_for(state, target, pool, prof, exited_pid)
     if state in ("zombie", "exited"):
         pid = s if isinstance(s, int) else s.pid
         expect_errno(errno.ENOENT, target.lstat, f"{pid}/{node}")

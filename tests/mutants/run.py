@@ -125,7 +125,7 @@ def _pytest(work: str, m: Mutant, env: dict[str, str], target: list[str],
     cmd = [sys.executable, "-m", "pytest", "-c", os.devnull, "--rootdir", work,
            "-p", "no:cacheprovider", "-p", "_mutant_order", "--pyargs",
            "bsdprocfs_conformance.checks", *target, "-x", "-q", "-n", "0",
-           "--timeout", "120", "--procfs-report-json", report]
+           "--timeout", "60", "--procfs-report-json", report]
     p = _run(cmd, env, work, timeout)
     if p is None:
         return "error", f"suite timed out after {timeout:.0f} s"
@@ -174,21 +174,29 @@ def _on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+#: the unmutated copy, judged like a mutant: it must pass (else every kill is void)
+BASELINES = (Mutant("baseline-api", "baseline", "", "the unmutated package, API target",
+                    "", ""),
+             Mutant("baseline-fuse", "baseline", "", "the unmutated package, FUSE mounts",
+                    "", "", target="fuse"))
+
+
 def run_one(m: Mutant, base: str, tmp: str, timeout: float) -> Result:
     t0 = time.monotonic()
     work = os.path.join(tmp, m.id)
     pkg = os.path.join(work, "bsdprocfs")
     shutil.copytree(base, pkg)
-    path = os.path.join(pkg, m.file)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if text.count(m.orig) != 1:
-        raise CatalogueError(f"{m.id}: snippet no longer matches {m.file}")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text.replace(m.orig, m.repl, 1))
+    if m.category != "baseline":
+        path = os.path.join(pkg, m.file)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if text.count(m.orig) != 1:
+            raise CatalogueError(f"{m.id}: snippet no longer matches {m.file}")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text.replace(m.orig, m.repl, 1))
     env = _env(work, base, m)
     try:
-        if m.file == C_TWIN:
+        if m.file == C_TWIN and m.category != "baseline":
             build_c(path, os.path.join(pkg, "backends", "_linuxfacts" + EXT))
         if m.target == "fuse":          # the suite mounts the mutated copy per profile
             outcome, detail = _pytest(work, m, env, ["--procfs-fuse"], timeout)
@@ -245,11 +253,20 @@ def main(argv: list[str] | None = None) -> int:
             print(e, file=sys.stderr)
             return 2
         results: list[Result] = []
+        baselines: list[Result] = []
+        todo = [b for b in BASELINES if any(m.target == b.target for m in mutants)]
         with ThreadPoolExecutor(max(1, args.j)) as ex:
-            for r in ex.map(lambda m: run_one(m, base, tmp, args.timeout), mutants):
-                results.append(r)
-                print(f"{r.outcome:8} {r.seconds:5.1f}s {r.mutant.id}: {r.detail[:160]}",
+            # the baselines first: a suite that fails the unmutated shim makes kills void
+            for r in ex.map(lambda m: run_one(m, base, tmp, args.timeout), todo):
+                baselines.append(r)
+                label = "passed" if r.outcome == "survived" else "FAILED"
+                print(f"{label:8} {r.seconds:5.1f}s {r.mutant.id}: {r.detail[:160]}",
                       flush=True)
+            if all(r.outcome == "survived" for r in baselines):
+                for r in ex.map(lambda m: run_one(m, base, tmp, args.timeout), mutants):
+                    results.append(r)
+                    print(f"{r.outcome:8} {r.seconds:5.1f}s {r.mutant.id}: {r.detail[:160]}",
+                          flush=True)
     n = len(results)
     killed = sum(r.outcome == "killed" for r in results)
     errors = [r for r in results if r.outcome == "error"]
@@ -267,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                                     "outcome": r.outcome, "detail": r.detail,
                                     "seconds": round(r.seconds, 1)} for r in results]},
                       f, indent=1)
-    if errors:
+    bad = [r for r in baselines if r.outcome != "survived"]
+    for r in bad:
+        print(f"  BASELINE FAILED {r.mutant.id}: {r.detail[:1500]}")
+    if errors or bad:
         return 2
     return 0 if pct >= args.min else 1
 
