@@ -304,3 +304,13 @@ def test_shell_completion_offers_commands_and_nodes(tmp_path):
     assert complete("bsdprocfs cat curproc st") == ["status"]
     assert set(complete("bsdprocfs cat --profile freebsd-1")) == {
         "freebsd-10", "freebsd-13", "freebsd-14", "freebsd-15"}
+
+
+def test_command_table_is_what_the_modules_register():
+    from bsdprocfs import cli
+    ap = cli.build_parser()
+    sub = next(a for a in ap._actions if a.dest == "command")
+    assert list(sub.choices) == list(cli.COMMANDS) == COMMANDS
+    for name in COMMANDS:                    # a command built alone is the only one
+        one = cli.build_parser(name)
+        assert list(next(a for a in one._actions if a.dest == "command").choices) == [name]
