@@ -267,8 +267,15 @@ def test_readme_use_lines_run_as_written():
     assert lines[0] == ". .venv/bin/activate"
     n = 0
     for ln in lines[1:]:
-        for part in re.split(r"[;|&]+", ln.split("#", 1)[0]):
-            words = shlex.split(part)
+        lex = shlex.shlex(ln, posix=True, punctuation_chars=";|&<>")
+        lex.whitespace_split = True
+        commands: list[list[str]] = [[]]
+        for tok in lex:                     # shlex drops the '# ...' comment
+            if tok and set(tok) <= set(";|&<>"):
+                commands.append([])
+            else:
+                commands[-1].append(tok)
+        for words in commands:
             if not words or words[0] != "bsdprocfs":
                 continue
             n += 1
