@@ -267,8 +267,15 @@ def test_readme_use_lines_run_as_written():
     assert lines[0] == ". .venv/bin/activate"
     n = 0
     for ln in lines[1:]:
-        for part in re.split(r"[;|&]+", ln.split("#", 1)[0]):
-            words = shlex.split(part)
+        lex = shlex.shlex(ln, posix=True, punctuation_chars=";|&<>")
+        lex.whitespace_split = True
+        commands: list[list[str]] = [[]]
+        for tok in lex:                     # shlex drops the '# ...' comment
+            if tok and set(tok) <= set(";|&<>"):
+                commands.append([])
+            else:
+                commands[-1].append(tok)
+        for words in commands:
             if not words or words[0] != "bsdprocfs":
                 continue
             n += 1
@@ -304,3 +311,13 @@ def test_shell_completion_offers_commands_and_nodes(tmp_path):
     assert complete("bsdprocfs cat curproc st") == ["status"]
     assert set(complete("bsdprocfs cat --profile freebsd-1")) == {
         "freebsd-10", "freebsd-11", "freebsd-12", "freebsd-13", "freebsd-14", "freebsd-15"}
+
+
+def test_command_table_is_what_the_modules_register():
+    from bsdprocfs import cli
+    ap = cli.build_parser()
+    sub = next(a for a in ap._actions if a.dest == "command")
+    assert list(sub.choices) == list(cli.COMMANDS) == COMMANDS
+    for name in COMMANDS:                    # a command built alone is the only one
+        one = cli.build_parser(name)
+        assert list(next(a for a in one._actions if a.dest == "command").choices) == [name]

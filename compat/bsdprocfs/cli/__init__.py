@@ -16,8 +16,14 @@ from typing import Any
 
 from .. import __version__
 
-#: modules of this package that add subcommands, in the order --help lists them.
-COMMAND_MODULES = ("proc", "mount", "tools", "bench", "conformance", "ctl")
+#: every subcommand and the module of this package that adds it, in the order
+#: --help lists them (a test holds this equal to what the modules register).
+COMMANDS = {
+    "cat": "proc", "ls": "proc", "parse": "proc", "show": "proc", "profiles": "proc",
+    "fidelity": "proc", "mount": "mount", "umount": "mount", "exec": "mount", "ps": "tools",
+    "w": "tools", "bench": "bench", "conformance": "conformance", "ctl": "ctl",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 DESCRIPTION = """\
 FreeBSD's procfs(5) on this machine: read any process's FreeBSD /proc files
@@ -37,20 +43,21 @@ examples:
 
 
 def build_parser(command: str | None = None) -> Any:
-    """The whole parser, or (``command`` given) one whose other subcommands have no
-    options: enough to run ``command`` and to list every command."""
+    """The whole parser, or (``command`` given) one that knows only that command:
+    enough to run it (argparse builds a help formatter for every option it is given,
+    which costs more than a short command's own work)."""
     import argparse
     import importlib
 
     from .common import BUILD_ONLY, HelpFormatter
-    BUILD_ONLY[0] = command
+    BUILD_ONLY[0] = command if command in COMMANDS else None
     ap = argparse.ArgumentParser(prog="bsdprocfs", description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=HelpFormatter)
     ap.add_argument("--version", action="version", version=f"bsdprocfs {__version__}",
                     help="print the version and exit")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     try:
-        for name in COMMAND_MODULES:
+        for name in (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES:
             importlib.import_module(f"{__name__}.{name}").register(sub)
     finally:
         BUILD_ONLY[0] = None

@@ -66,9 +66,8 @@ class Unbuilt:
     """Takes the options of a subcommand that is not being run, and drops them.
 
     argparse builds a help formatter (terminal size, gettext look-ups) for every
-    option it is given, which cost more than a short command's own work: only the
-    command on the command line gets its options; the others are listed by name
-    and summary in `bsdprocfs --help` all the same.
+    option it is given, which costs more than a short command's own work: when a
+    command is named on the command line, only it is built (see build_parser).
     """
 
     def add_argument(self, *a: Any, **kw: Any) -> None:
@@ -92,7 +91,6 @@ def parser(sub: Any, name: str, summary: str, description: str, examples: str = 
     if extra:
         epilog = extra + ("\n\n" + epilog if epilog else "")
     if BUILD_ONLY[0] is not None and BUILD_ONLY[0] != name:
-        sub.add_parser(name, help=summary, add_help=False)
         return Unbuilt()
     return sub.add_parser(name, help=summary, description=description, epilog=epilog,
                           formatter_class=HelpFormatter, **kw)

@@ -257,24 +257,41 @@ def cmd_exec(args: argparse.Namespace) -> int:
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
     from ..fuse import is_mounted
+    # CMD decides what a SIGTERM/SIGHUP/SIGQUIT means and we clean up once it exits.
+    # The handler is in place before CMD starts: one arriving before CMD exists is
+    # held and forwarded as soon as it does (or, before its start, ends exec).
+    started: list[subprocess.Popen[bytes]] = []
+    held: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        if not started:
+            held.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            started[0].send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, forward)
     daemon = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, preexec_fn=pdeath)
     try:
         deadline = time.monotonic() + 20
         while not is_mounted(mnt):
+            if held:
+                return 128 + held[0]
             if daemon.poll() is not None or time.monotonic() > deadline:
                 return _die(f"exec: the procfs daemon did not come up (log: {logfile})")
             time.sleep(0.02)
+        if held:
+            return 128 + held[0]
         try:
             child = subprocess.Popen(argv, preexec_fn=_child_setup(mnt))
         except (OSError, subprocess.SubprocessError) as e:
             return _die(f"exec: {argv[0]}: {getattr(e, 'strerror', None) or e}", 127)
-        def forward(signum: int, frame: Any) -> None:
+        started.append(child)
+        for signum in held:               # arrived while CMD was being started
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signum)
-
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-            signal.signal(sig, forward)   # CMD decides; we clean up once it exits
         while True:
             try:
                 rc = child.wait()
