@@ -78,9 +78,24 @@ run_local() {   # run_local OS
 STARTED_VIRTLOGD=0
 STARTED_LIBVIRTD=0
 STARTED_NET=0
+DEFINED_NET=0
 STARTED_POOL=0
 DEFINED_POOL=0
 VM_DIR=""          # the Vagrant project dir whose machine is up
+DOMAIN=""          # its libvirt domain (vagrant-libvirt: <default_prefix>default)
+CHILD=""           # the vagrant command running now
+
+# vagrant runs in the background and the script waits for it: a trapped signal
+# interrupts `wait` at once (a foreground command would first run to its end, and
+# vagrant itself answers one ^C by finishing the provisioner). The trap then stops it.
+vg() {
+    "$VAGRANT" "$@" &
+    CHILD=$!
+    wait "$CHILD"
+    rc=$?
+    CHILD=""
+    return "$rc"
+}
 now() { date +%s; }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -97,16 +112,37 @@ stop_pidfile() {   # stop_pidfile NAME PIDFILE: SIGTERM, wait up to 20 s
 
 # shellcheck disable=SC2317  # reached through trap
 cleanup() {
+    if [ -n "$CHILD" ]; then
+        kill -TERM "$CHILD" 2>/dev/null
+        wait "$CHILD" 2>/dev/null
+        CHILD=""
+    fi
     if [ -n "$VM_DIR" ]; then
         log "vagrant destroy -f"
         (cd "$VM_DIR" && "$VAGRANT" destroy -f) || log "WARNING: vagrant destroy failed"
         VM_DIR=""
+    fi
+    if [ -n "$DOMAIN" ]; then
+        # a vagrant stopped mid-create may not know its domain yet: remove it by name
+        if virsh -q dominfo "$DOMAIN" >/dev/null 2>&1; then
+            virsh -q destroy "$DOMAIN" >/dev/null 2>&1
+            virsh -q undefine "$DOMAIN" --remove-all-storage >/dev/null 2>&1
+            log "removed leftover domain $DOMAIN"
+        fi
+        if virsh -q vol-info --pool default "$DOMAIN.img" >/dev/null 2>&1; then
+            virsh -q vol-delete --pool default "$DOMAIN.img" >/dev/null 2>&1
+        fi
+        DOMAIN=""
     fi
     if [ "$STARTED_NET" = 1 ] || [ "$STARTED_LIBVIRTD" = 1 ]; then
         if virsh -q net-info default 2>/dev/null | grep -Eq '^Active: +yes'; then
             virsh -q net-destroy default >/dev/null && log "stopped libvirt network default"
         fi
         STARTED_NET=0
+    fi
+    if [ "$DEFINED_NET" = 1 ]; then
+        virsh -q net-undefine default >/dev/null 2>&1
+        DEFINED_NET=0
     fi
     if [ "$STARTED_POOL" = 1 ] || [ "$DEFINED_POOL" = 1 ]; then
         virsh -q pool-destroy default >/dev/null 2>&1
@@ -141,6 +177,11 @@ libvirt_up() {   # start virtlogd, libvirtd, the default network and pool if nee
         i=$((i + 1)); [ $i -lt 100 ] || { echo "run-conformance.sh: libvirtd does not answer" >&2; return 1; }
         sleep 0.3
     done
+    if ! virsh -q net-info default >/dev/null 2>&1; then
+        # libvirt's NAT network as Debian's package defines it
+        virsh -q net-define /usr/share/libvirt/networks/default.xml >/dev/null || return 1
+        DEFINED_NET=1
+    fi
     if ! virsh -q net-info default 2>/dev/null | grep -Eq '^Active: +yes'; then
         virsh -q net-start default >/dev/null || return 1
         STARTED_NET=1
@@ -210,15 +251,21 @@ run_linux_vm() {
         BSDPROCFS_LINUX_BOX="$box" BSDPROCFS_VM_ARCH="$ARCH" BSDPROCFS_VM_MACHINE="$machine" \
         BSDPROCFS_WHEELS="$wheels" BSDPROCFS_UNIT_TESTS="$units" \
         BSDPROCFS_VM_CONSOLE="$out/console.log" BSDPROCFS_VM_NAME="bsdprocfs-$lane"
+    # base volumes of this lane's older boxes go (the current one is kept: no upload)
+    virsh -q vol-list default 2>/dev/null | awk -v p="bsdprocfs-debian$RELEASE-$ARCH-" \
+        -v b="${box}_vagrant_box_image" 'index($1, p) == 1 && index($1, b) != 1 {print $1}' |
+        while read -r vol; do virsh -q vol-delete --pool default "$vol" >/dev/null; done
     VM_DIR=$HERE/linux
+    DOMAIN=bsdprocfs-${lane}_default
+    cd "$VM_DIR" || return 1
     log "$lane: vagrant up --provider=libvirt --no-provision"
-    (cd "$VM_DIR" && "$VAGRANT" up --provider=libvirt --no-provision)
+    vg up --provider=libvirt --no-provision
     rc=$?
     t2=$(now)
     log "$lane: boot (vagrant up) $((t2 - t1)) s, exit $rc"
     if [ "$rc" -eq 0 ]; then
         log "$lane: vagrant provision (vagrant/provision/conformance.sh in the VM)"
-        (cd "$VM_DIR" && "$VAGRANT" provision)
+        vg provision
         rc=$?
         t3=$(now)
         log "$lane: suite $((t3 - t2)) s, exit $rc"
@@ -226,6 +273,7 @@ run_linux_vm() {
         printf 'box %s\nboot %s\nsuite %s\n' "$((t1 - t0))" "$((t2 - t1))" "$((t3 - t2))" \
             >"$out/timings.txt"
     fi
+    cd "$ROOT" || true
     cleanup
     flock -u 9
     return "$rc"

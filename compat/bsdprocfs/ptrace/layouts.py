@@ -66,10 +66,12 @@ SIZES = {("amd64", "regs"): 176, ("amd64", "fpregs"): 512, ("amd64", "dbregs"): 
 
 
 def host_arch() -> str:
-    """FreeBSD's MACHINE_ARCH name for this host (amd64, i386 or aarch64)."""
+    """FreeBSD's MACHINE_ARCH name for this process (amd64, i386 or aarch64). A 32-bit
+    Python on a 64-bit kernel (Debian 13's i386 userland on its amd64 kernel) is i386:
+    ptrace answers it with the 32-bit structs."""
     m = platform.machine().lower()
     if m in ("x86_64", "amd64"):
-        return "amd64"
+        return "i386" if struct.calcsize("P") == 4 else "amd64"
     if m in ("aarch64", "arm64"):
         return "aarch64"
     if m in ("i386", "i486", "i586", "i686", "x86"):
