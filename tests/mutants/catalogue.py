@@ -58,6 +58,9 @@ EQUIVALENT = {
     "ctl-no-candebug (tree.py)":
         "ctl words without the tree's p_candebug: the tracer thread re-runs the same rule "
         "(Handle._recheck) before it acts, and refuses",
+    "regs-linux-rdx-rcx (ptrace/linux.py _AMD64_REGS order)":
+        "the tuple names the same field on both sides (r_NAME from NAME): its order "
+        "changes nothing",
     "mem-write-candebug-skipped":
         "mem writes without the p_candebug re-check: a reader failing it never sees the "
         "node (the candebug vis callback answers ENOENT first)",
@@ -69,7 +72,8 @@ S, R, MP, CMD, ET, OS, FL = ("nodes/status.py", "nodes/rlimit.py", "nodes/map.py
 T, A, P, LX, PY, C = ("tree.py", "access.py", "profiles.py", "backends/linux.py",
                       "backends/_linuxparse.py", "backends/_linuxfacts.c")
 W, E, FU, CT = "wmesg.py", "elf.py", "fuse.py", "nodes/ctl.py"
-DB, LAY, PLX = "debug.py", "ptrace/layouts.py", "ptrace/linux.py"
+DB, LAY, PLX = "ptrace/ctl.py", "ptrace/layouts.py", "ptrace/linux.py"
+REG, MEM = "ptrace/regsets.py", "ptrace/memory.py"
 
 MUTANTS: tuple[Mutant, ...] = (
     # ------------------------------------------------------------------ status
@@ -128,16 +132,16 @@ MUTANTS: tuple[Mutant, ...] = (
            "tty_nr != 0, f[3] == pid,", "tty_nr != 0, f[2] == pid,", ("status",)),
     Mutant("lx-groups-no-egid", "linux-status", LX,
            "the group list lacks the leading egid",
-           "c.euid, c.ruid, c.rgid, (c.egid, *c.groups),",
+           "c.euid, c.ruid, c.rgid, cr_groups(c.egid, c.groups),",
            "c.euid, c.ruid, c.rgid, tuple(c.groups),", ("status",)),
     Mutant("lx-rgid-is-egid", "linux-status", LX,
            "the rgid field prints the effective gid",
-           "c.euid, c.ruid, c.rgid, (c.egid, *c.groups),",
-           "c.euid, c.ruid, c.egid, (c.egid, *c.groups),", ("status",)),
+           "c.euid, c.ruid, c.rgid, cr_groups(c.egid, c.groups),",
+           "c.euid, c.ruid, c.egid, cr_groups(c.egid, c.groups),", ("status",)),
     Mutant("lx-euid-is-suid", "linux-status", LX,
            "the euid field prints the saved uid",
-           "c.euid, c.ruid, c.rgid, (c.egid, *c.groups),",
-           "c.suid, c.ruid, c.rgid, (c.egid, *c.groups),", ("status",)),
+           "c.euid, c.ruid, c.rgid, cr_groups(c.egid, c.groups),",
+           "c.suid, c.ruid, c.rgid, cr_groups(c.egid, c.groups),", ("status",)),
     Mutant("lx-start-ticks-off-by-one", "linux-status", LX,
            "start time counted from one tick later (start_ticks + 1)",
            "start_us = (self.boot_ns() + ident.start_ticks * _NS_PER_TICK) // 1000",
@@ -337,9 +341,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "the GNU ABI tag's version parts combined in the wrong order",
            "osrel = (a << 16) + (b << 8) + c", "osrel = (c << 16) + (b << 8) + a",
            ("osrel",)),
-    Mutant("osrel-overflow-limit", "osrel", OS,
-           "osrel write accepts INT_MAX + 1 (an off-by-one in the overflow test)",
-           "if nv > INT_MAX:", "if nv > INT_MAX + 1:", ("osrel",)),
+    Mutant("osrel-no-wrap", "osrel", OS,
+           "osrel write computed in an unbounded int: C's wraparound not reproduced",
+           "        ov = _int32(osrel * 10 + (c - 0x30))", "        ov = osrel * 10 + (c - 0x30)",
+           ("osrel",)),
     Mutant("osrel-no-trim", "osrel", OS,
            "osrel write does not trim trailing whitespace (EINVAL on \"12\\n\")",
            "text = data.rstrip(_SPACE)", "text = data", ("osrel",)),
@@ -432,10 +437,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "", ("states",)),
     Mutant("tree-write-readonly-eacces", "tree", T,
            "a write to a read-only node answers EACCES instead of EBADF",
-           "        if not node.wr:\n            raise fail(EBADF, self.pid, node.name, "
-           "\"node is not writable\")",
-           "        if not node.wr:\n            raise fail(EACCES, self.pid, node.name, "
-           "\"node is not writable\")", ("errors",)),
+           "        if not node.wr:                                   # cite: pfs.write.ebadf\n"
+           "            raise fail(EBADF,",
+           "        if not node.wr:                                   # cite: pfs.write.ebadf\n"
+           "            raise fail(EACCES,", ("errors",)),
     Mutant("tree-vanished-enoent", "tree", T,
            "an fd on an exited process reads ENOENT instead of EIO",
            "            raise fail(EIO, self.pid, self.node.name, \"process has exited\") "
@@ -472,22 +477,22 @@ MUTANTS: tuple[Mutant, ...] = (
            "    if not (grpsubset and uidsubset):\n        return ESRCH", ("perms",)),
     Mutant("access-root-sugid", "access", A,
            "P_SUGID is checked before privilege: root cannot debug a set-id process",
-           "    if reader.privileged:\n        return 0\n    c = target.creds",
+           "    if reader.privileged:\n        return 0\n    c = target.creds\n    grpsubset",
            "    if target.sugid:\n        return EPERM\n    if reader.privileged:\n"
-           "        return 0\n    c = target.creds", ("perms", "sugid", "mem")),
+           "        return 0\n    c = target.creds\n    grpsubset", ("perms", "sugid", "mem")),
     Mutant("access-groupmember-egid", "access", A,
            "groupmember ignores the reader's supplementary groups",
            "return gid == self.gid or gid in self.groups", "return gid == self.gid",
            ("perms",)),
     Mutant("access-cansee-hides", "access", A,
            "p_cansee refuses other users' processes with the default policy",
-           "if not policy.see_other_uids and reader.uid != c.ruid:",
-           "if reader.uid != c.ruid:", ("perms",)),
+           "if not policy.see_other_uids and ruid != c.ruid:",
+           "if ruid != c.ruid:", ("perms",)),
     # ------------------------------------------------------------------ profiles
     Mutant("profile-10-rlimits", "profiles", P,
-           "freebsd-10 prints 15 rlimit lines (umtx too)",
-           "                nlimits=14, kvme_map_types=False,\n                ctl_attacher_only=True,",
-           "                nlimits=15, kvme_map_types=False,\n                ctl_attacher_only=True,",
+           "freebsd-10 prints 14 rlimit lines (a later release's kqueues too)",
+           "                nlimits=13, kvme_map_types=False, ctl_attacher_only=True,",
+           "                nlimits=14, kvme_map_types=False, ctl_attacher_only=True,",
            ("rlimit",)),
     Mutant("profile-14-no-self", "profiles", P,
            "freebsd-14 lacks self and exe",
@@ -533,8 +538,8 @@ MUTANTS: tuple[Mutant, ...] = (
            ("stat", "tree"), "fuse"),
     Mutant("fuse-curproc-tid", "fuse", FU,
            "curproc names the calling thread, not its process",
-           "            return Reader(host_pid_of_tid(tid) if need_pid else -1, 0, gid, ())",
-           "            return Reader(tid if need_pid else -1, 0, gid, ())",
+           "            return Reader(host_pid_of_tid(tid) if need_pid else -1, 0, gid, (), tid)",
+           "            return Reader(tid if need_pid else -1, 0, gid, (), tid)",
            ("curproc", "tree"), "fuse"),
     Mutant("fuse-no-direct-io", "fuse", FU,
            "opens without direct_io: the page cache stops reads at st_size 0",
@@ -545,8 +550,8 @@ MUTANTS: tuple[Mutant, ...] = (
     # tracer is being split into modules; these snippets follow it)
     Mutant("ctl-attach-traced-eperm", "ctl", DB,
            "attach to a process already traced answers EPERM instead of EBUSY",
-           "if pid in tr.targets or tracer_pid(pid):\n            raise fail(EBUSY,",
-           "if pid in tr.targets or tracer_pid(pid):\n            raise fail(EPERM,", ("ctl",)),
+           "if pid in tr.targets or lx.tracer_pid(pid):\n            raise fail(EBUSY,",
+           "if pid in tr.targets or lx.tracer_pid(pid):\n            raise fail(EPERM,", ("ctl",)),
     Mutant("ctl-attach-self-ebusy", "ctl", DB,
            "attach to oneself answers EBUSY instead of EINVAL",
            "        if pid == reader_pid:\n            raise fail(EINVAL, pid, \"ctl\", "
@@ -557,34 +562,34 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("ctl-step-dispatch-typo", "ctl", DB,
            "the step word is dispatched under a misspelt name (falls through to the signals)",
            "            if word == \"step\":                     # the hot path first",
-           "            if word == \"stop\" and False:           # the hot path first", ("ctl",)),
+           "            if word == \"stpe\":                     # the hot path first", ("ctl",)),
     Mutant("ctl-attach-no-stop", "ctl", DB,
            "attach traces the target without stopping it",
            "            lx.interrupt(pid)\n        tr.wait_stop(t, 0.002)",
            "            pass\n        tr.wait_stop(t, 0.002)", ("ctl",)),
     Mutant("ctl-detach-untraced-ebusy", "ctl", DB,
            "detach of an untraced process is EBUSY instead of a no-op",
-           "            return                         # not traced: a painless no-op",
+           "            return                         # \"if not being traced, then this is a painless no-op\"",
            "            raise fail(EBUSY, pid, \"ctl\", \"detach: not traced\")", ("ctl",)),
     Mutant("ctl-step-untraced-eperm", "ctl", DB,
            "step/run of an untraced process answer EPERM instead of EBUSY",
-           "raise fail(EBUSY, pid, \"ctl\", f\"{word}: not traced through procfs\")\n"
-           "        tr.refresh(t)",
-           "raise fail(EPERM, pid, \"ctl\", f\"{word}: not traced through procfs\")\n"
-           "        tr.refresh(t)", ("ctl",)),
+           "        if t is None or t.transient:\n            raise fail(EBUSY, pid, \"ctl\", "
+           "f\"{word}: not traced through procfs\")",
+           "        if t is None or t.transient:\n            raise fail(EPERM, pid, \"ctl\", "
+           "f\"{word}: not traced through procfs\")", ("ctl",)),
     Mutant("ctl-run-steps", "ctl", DB,
            "run resumes with a single step instead of continuing",
            "        self.tracer.resume(t, lx.cont, 0)", "        self.tracer.resume(t, lx.singlestep, 0)",
            ("ctl",)),
     Mutant("ctl-signal-traced-posted", "ctl", DB,
            "a signal word on a traced, stopped target is posted instead of resuming it",
-           "                tr.resume_with(t, sig)       # TRACE_WAIT_P: the signal resumes it\n"
+           "                tr.resume_with(t, sig)       # TRACE_WAIT_P: \"p->p_xstat = nm->nm_val\"\n"
            "                return",
            "                pass", ("ctl",)),
     Mutant("ctl-wait-untraced-returns", "ctl", DB,
            "wait on a stopped, untraced process returns at once instead of sleeping",
-           "        self._wait_for(lambda: proc_state(pid) not in (\"T\", \"t\"), pid, "
-           "interrupted, timeout)",
+           "        self._wait_for(lambda: lx.proc_state(pid) not in (\"T\", \"t\"), pid, reader,\n"
+           "                       interrupted, timeout)",
            "        return", ("ctl",)),
     Mutant("ctl-signal-urg-io", "ctl", DB,
            "the urg word posts SIGIO (the host table maps the wrong name)",
@@ -603,32 +608,34 @@ MUTANTS: tuple[Mutant, ...] = (
            "\"r15\", \"r14\", \"r13\", \"r12\", \"r11\", \"r10\", \"r9\", \"r8\", \"rdi\", \"rsi\",",
            "\"r15\", \"r14\", \"r13\", \"r12\", \"r11\", \"r10\", \"r9\", \"r8\", \"rsi\", \"rdi\",",
            ("regs",)),
-    Mutant("regs-linux-rdx-rcx", "debug", PLX,
-           "Linux's rdx and rcx copied into each other's FreeBSD fields",
-           "               \"rbx\", \"rdx\", \"rcx\", \"rax\")",
-           "               \"rbx\", \"rcx\", \"rdx\", \"rax\")", ("regs",)),
+    Mutant("regs-linux-32bit-mask", "debug", PLX,
+           "amd64 general registers masked to 32 bits (the i386 path's mask copied over)",
+           "            v[\"r_\" + n] = getattr(r, n)\n",
+           "            v[\"r_\" + n] = getattr(r, n) & 0xFFFFFFFF\n", ("regs",)),
     Mutant("regs-offset-ignored", "debug", T,
            "regs read at a non-zero offset returns the struct instead of EOF",
-           "        if offset != 0:\n            return b\"\"                 # regs/fpregs/dbregs",
-           "        if False:\n            return b\"\"                 # regs/fpregs/dbregs",
+           "        if offset != 0:                # cite: regs.rules, dbregs.rules\n"
+           "            return b\"\"",
+           "        if False:                # cite: regs.rules, dbregs.rules\n"
+           "            return b\"\"",
            ("regs",)),
     Mutant("regs-short-write-rejected", "debug", LAY,
            "a short register write is rejected (consumes nothing)",
            "    n = min(len(data), len(buf))\n    buf[:n] = data[:n]",
            "    n = len(data) if len(data) >= len(buf) else 0\n    buf[:n] = data[:n]",
            ("regs",)),
-    Mutant("dbregs-running-ebusy", "debug", DB,
+    Mutant("dbregs-running-ebusy", "debug", REG,
            "dbregs of a running process are EBUSY like regs",
-           "return self._on_stopped(pid, name, fn, allow_running=(name == \"dbregs\"))",
-           "return self._on_stopped(pid, name, fn, allow_running=False)", ("regs",)),
-    Mutant("mem-efault-eio", "debug", DB,
+           "return self.on_stopped(pid, name, fn, allow_running=(name == \"dbregs\"))",
+           "return self.on_stopped(pid, name, fn, allow_running=False)", ("regs",)),
+    Mutant("mem-efault-eio", "debug", MEM,
            "an unmapped mem address answers EIO (linprocfs) instead of EFAULT",
-           "            raise fail(EFAULT, pid, \"mem\", f\"address {offset + len(data):#x} is not mapped\")",
-           "            raise fail(EIO, pid, \"mem\", f\"address {offset + len(data):#x} is not mapped\")",
+           "        raise fail(EFAULT, pid, \"mem\", f\"address {offset + len(data):#x} is not mapped\")",
+           "        raise fail(EIO, pid, \"mem\", f\"address {offset + len(data):#x} is not mapped\")",
            ("mem",)),
-    Mutant("mem-short-read-ok", "debug", DB,
+    Mutant("mem-short-read-ok", "debug", MEM,
            "a mem read straddling into a hole returns the mapped part instead of EFAULT",
-           "        if len(data) < size:\n            # proc_rwmem", "        if False:\n            # proc_rwmem",
+           "    if len(data) < size:\n        # proc_rwmem", "    if False:\n        # proc_rwmem",
            ("mem",)),
     Mutant("note-write-ebadf", "debug", T,
            "note/notepg writes answer EBADF instead of EOPNOTSUPP",
