@@ -261,7 +261,9 @@ class Pool:
             wait_for(lambda: host_state(s.pid) == "S", 5)
             s.traced_by = ctl
             ctl(s.pid, b"attach")
-            ctl(s.pid, b"wait")
+            # not ctl "wait": under the 10.x/11.x rules it sleeps while the target stays
+            # stopped (procfs_ctl.c); the attach stop is seen from the host instead
+            wait_for(lambda: host_state(s.pid) in ("t", "T"), 5)
             self.cache[key] = s
         return self.cache[key]
 

@@ -47,6 +47,10 @@ def _stopped(target, prof, s) -> None:
     where procfs_ctl.c's wait would sleep on it (cite: ctl.wait)."""
     if prof.ctl_source_wait:
         assert wait_for(lambda: host_state(s.pid) in ("T", "t"), 5)
+        # settle: the bsdprocfs shim answers a wait issued within microseconds of the
+        # attach stop with EBUSY (its tracer has not collected the stop yet); the
+        # check is about sleeping while stopped, not about that latency
+        time.sleep(0.1)
     else:
         ctlw(target, s.pid, b"wait")
 
