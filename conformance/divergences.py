@@ -42,15 +42,6 @@ _LINUX_SHIM: tuple[Divergence, ...] = (
     Divergence("ctl::test_ctl_signal_posted[[]emt[]]",
                "Linux has no SIGEMT: the shim refuses the word with EOPNOTSUPP instead of "
                "posting a signal the host cannot represent"),
-    # the two below are the shim's debugger (debug.py) not yet following procfs_ctl.c;
-    # its split into ptrace/ modules fixes them, and the strict xfail then says so
-    Divergence("ctl::test_ctl_signal_without_debug_rights",
-               "the shim's debugger still applies p_candebug to signal words (citation "
-               "ctl.candebug: procfs_doprocctl does not)"),
-    Divergence("ctl::test_ctl_word[[]traced-wait[]]",
-               "the shim's wait returns 0 once a traced target is stopped; procfs_ctl.c "
-               "sleeps while it is stopped, then EBUSY (citation ctl.wait)",
-               profiles=("freebsd-10", "freebsd-11")),
 )
 
 #: The in-process API runs with its caller's rights: an unprivileged caller cannot
