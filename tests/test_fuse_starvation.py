@@ -23,7 +23,7 @@ from bsdprocfs.fuse import mounted
 pytestmark = [needs_fuse, pytest.mark.fuse, pytest.mark.timeout(180)]
 
 NOBODY = 65534
-N = 64                # ptrace/ctl.MAX_WAITS_PER_CALLER
+N = 64                # ptrace/gate.MAX_WAITS_PER_CALLER
 
 #: run as nobody: N sleeps, SIGSTOP each, a blocking "wait" on each one's ctl from its
 #: own thread; report "blocked" once none returned for a while, then the 65th wait's
@@ -52,14 +52,15 @@ for t in threads:
     t.start()
 time.sleep(1.5)
 print("blocked", len(results), " ".join(str(p.pid) for p in sleeps), flush=True)
-fd = os.open(f"{mnt}/{sleeps[n].pid}/ctl", os.O_WRONLY)
-t0 = time.monotonic()
-try:
-    os.write(fd, b"wait")
-    print("extra 0", flush=True)
-except OSError as e:
-    print("extra", e.errno, round(time.monotonic() - t0, 3), flush=True)
-os.close(fd)
+if sys.argv[3:] != ["no-extra"]:
+    fd = os.open(f"{mnt}/{sleeps[n].pid}/ctl", os.O_WRONLY)
+    t0 = time.monotonic()
+    try:
+        os.write(fd, b"wait")
+        print("extra 0", flush=True)
+    except OSError as e:
+        print("extra", e.errno, round(time.monotonic() - t0, 3), flush=True)
+    os.close(fd)
 sys.stdin.read()
 for p in sleeps:
     os.kill(p.pid, signal.SIGCONT)
@@ -128,4 +129,45 @@ def test_blocked_waits_of_one_user_do_not_starve_root():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(u.pid, signal.SIGKILL)       # its sleeps too (stopped ones)
             u.wait()
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to act as nobody")
+def test_the_bound_holds_across_a_users_credential_sets():
+    """nobody with two group lists is served by two workers (ptrace/boundary.py); the
+    per-uid bound counts both: 32 waits from each, and the 65th is EAGAIN at once."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="bsdprocfs-starve-")
+    os.chmod(d, 0o755)
+    script = os.path.join(d, "user.py")
+    with open(script, "w") as f:
+        f.write(USER)
+    os.chmod(script, 0o644)
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    users: list[subprocess.Popen[str]] = []
+    with mounted() as m:
+        try:
+            for groups, extra in ((["--clear-groups"], ["no-extra"]), (["--groups=65533"], [])):
+                users.append(subprocess.Popen(
+                    ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", *groups, python,
+                     script, m.path, str(N // 2), *extra],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                    start_new_session=True))
+                assert users[-1].stdout is not None
+                line = _line(users[-1].stdout)
+                assert line[:2] == ["blocked", "0"], line
+            assert users[1].stdout is not None
+            extra = _line(users[1].stdout, 10)
+            assert extra[0] == "extra" and int(extra[1]) == 11, extra     # EAGAIN
+            assert float(extra[2]) < 1.0
+            for u in users:
+                assert u.stdin is not None and u.stdout is not None
+                u.stdin.close()
+                assert _line(u.stdout) == ["done", "[0]", str(N // 2)]
+        finally:
+            for u in users:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(u.pid, signal.SIGKILL)
+                u.wait()
             shutil.rmtree(d, ignore_errors=True)

@@ -63,7 +63,7 @@ MOUNT_OPTIONS: dict[str, Any] = {
     "subtype": "bsdprocfs", "use_ino": True,
     "entry_timeout": 0, "attr_timeout": 1, "negative_timeout": 0,
     # libfuse's worker threads (3.12+; default 10): above the tracer's bound on blocking
-    # ctl waits in all (ptrace/ctl.MAX_WAITS), so a blocked wait never takes the last
+    # ctl waits in all (ptrace/gate.MAX_WAITS), so a blocked wait never takes the last
     # thread that serves everyone else
     "max_threads": 256,
 }

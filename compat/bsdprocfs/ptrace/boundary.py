@@ -47,6 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .gate import WaitGate
+
 #: the largest reply the daemon accepts (a map of 1 MiB plus base64 and JSON)
 MAX_MESSAGE = 4 << 20
 #: distinct credential sets served at once (in all, per real uid); past it an idle
@@ -295,8 +297,10 @@ class Worker:
 class RemoteHandle:
     """A Handle (tree.Handle's interface) whose operations run in a worker."""
 
-    def __init__(self, worker: Worker, hid: int, node: Any, pid: int, reader: Any) -> None:
+    def __init__(self, worker: Worker, hid: int, node: Any, pid: int, reader: Any,
+                 gate: WaitGate | None = None) -> None:
         self.worker, self.hid, self.node, self.pid, self.reader = worker, hid, node, pid, reader
+        self.gate = gate
         self.tree: Any = None
         self.interrupted: Callable[[], bool] | None = None
         self.timeout: float | None = None
@@ -306,8 +310,17 @@ class RemoteHandle:
         return unb64(self.worker.call("read", hid=self.hid, size=size, offset=offset))
 
     def write(self, data: bytes, offset: int = 0) -> int:
-        n = self.worker.call("write", self.interrupted, hid=self.hid, data=b64(bytes(data)),
-                             offset=offset, timeout=self.timeout)
+        # a ctl write may block (wait, a step inside a system call): it holds a slot
+        gate = self.gate if self.node.name == "ctl" else None
+        uid = self.worker.creds.uids[0]
+        if gate is not None:
+            gate.take(uid, self.pid)
+        try:
+            n = self.worker.call("write", self.interrupted, hid=self.hid,
+                                 data=b64(bytes(data)), offset=offset, timeout=self.timeout)
+        finally:
+            if gate is not None:
+                gate.give(uid)
         if not isinstance(n, int):
             raise OSError(5, "bad reply")
         return n
@@ -345,6 +358,9 @@ class Boundary:
         self._lock = threading.Lock()
         self._spawnq: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._spawner: threading.Thread | None = None
+        #: ctl writes in flight through any worker, per caller real uid: each worker
+        #: bounds its own waits, this bounds a uid's across all of its workers
+        self.gate = WaitGate()
 
     # ------------------------------------------------------------- deciding
     def creds_for(self, reader: Any) -> Creds | None:
@@ -475,7 +491,7 @@ class Boundary:
         if not isinstance(hid, int):
             raise OSError(5, "bad reply")
         w.handles += 1
-        return RemoteHandle(w, hid, node, pid, reader)
+        return RemoteHandle(w, hid, node, pid, reader, self.gate)
 
     def read(self, w: Worker, pid: int, node: str, reader: Any, size: int, offset: int,
              start: int) -> bytes:

@@ -42,7 +42,6 @@ from __future__ import annotations
 import errno as _errno
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +49,7 @@ from typing import Any
 from ..errors import EBUSY, EINTR, EINVAL, EIO, ENOENT, EOPNOTSUPP, EPERM, fail
 from ..profiles import Profile, get_profile
 from . import linux as lx
+from .gate import WaitGate
 from .tracer import STEP_SPIN, Target, TargetGone, Tracer
 
 Interrupted = Callable[[], bool]
@@ -70,39 +70,10 @@ LINUX_SIGNALS: dict[str, int | None] = {
 }
 NO_LINUX_SIGNAL = {"emt": "SIGEMT does not exist on Linux"}
 
-#: concurrent blocking waits per caller uid, and in all (the FUSE daemon's
-#: max_threads is above the total, so other requests always find a thread)
-MAX_WAITS_PER_CALLER = 64
-MAX_WAITS = 192
 WAIT_POLL = 0.05            # how often a blocked wait re-checks its interruption
 #: step answers only once the target is safe if we die: its trap parked, or its system
 #: call running with no trace flag armed (False: answer as soon as the step is issued)
 SAFE_STEP = True
-
-
-class WaitGate:
-    """Slots for blocking waits, counted per caller uid (EAGAIN past the bound)."""
-
-    def __init__(self, per_caller: int = MAX_WAITS_PER_CALLER, total: int = MAX_WAITS) -> None:
-        self.per_caller, self.total = per_caller, total
-        self._lock = threading.Lock()
-        self._held: dict[int, int] = {}
-
-    def take(self, uid: int, pid: int) -> None:
-        with self._lock:
-            n = self._held.get(uid, 0)
-            if n >= self.per_caller or sum(self._held.values()) >= self.total:
-                raise fail(_errno.EAGAIN, pid, "ctl", f"wait: {n} blocking waits of uid "
-                           f"{uid} already (bound {self.per_caller} per caller)")
-            self._held[uid] = n + 1
-
-    def give(self, uid: int) -> None:
-        with self._lock:
-            n = self._held.get(uid, 1) - 1
-            if n > 0:
-                self._held[uid] = n
-            else:
-                self._held.pop(uid, None)
 
 
 class Ctl:
