@@ -62,7 +62,7 @@ def x87(k: int) -> bytes:
     return struct.pack("<QH", k << (63 - e), 16383 + e)
 
 
-# fldt loads 1..8 in order, so st(0) = 8, ..., st(7) = 1
+# st(0) = 8, ..., st(7) = 1 (the subject pushes 1 first, 8 last)
 VEC["i386"] = [(28 + 10 * i, x87(8 - i)) for i in range(8)]
 
 # the syscall number register: rax/eax are overwritten by the interrupted call's result
@@ -158,7 +158,9 @@ def subject_exe(tmp_path_factory) -> str:
     if cc is None:
         pytest.skip("needs gcc to build the register subject")
     d = tmp_path_factory.mktemp("regs_known")
-    pat = b"".join(v for _, v in VEC[ARCH])
+    vec = VEC[ARCH]
+    # the x87 stack: fldt pushes, so st(0) is the value loaded last
+    pat = b"".join(v for _, v in (vec[::-1] if ARCH == "i386" else vec))
     (d / "main.c").write_text(MAIN % (", ".join(str(b) for b in pat), N))
     (d / "block.S").write_text(ASM[ARCH])
     exe = str(d / "subject")

@@ -18,7 +18,8 @@
 # /var/cache/bsdprocfs-boxes) and a wheelhouse for the guest's Python and architecture.
 # What the run starts it stops again, after success, failure or SIGINT: the VM
 # (vagrant destroy), and libvirtd, virtlogd, the default network and storage pool if
-# they were not running before. VM runs take a lock ($BSDPROCFS_BOX_CACHE/lock).
+# they were not running before (runs of different lanes may overlap: the last one out
+# stops them). A lane's runs take turns (lock $BSDPROCFS_BOX_CACHE/lock-<lane>).
 # Unit tests inside the VM: BSDPROCFS_UNIT_TESTS (pytest arguments; default the
 # register and ptrace tests that differ by architecture; "all" for the whole suite).
 # VAGRANT names the vagrant binary (default: vagrant on PATH).
@@ -75,12 +76,10 @@ run_local() {   # run_local OS
 }
 
 # ------------------------------------------------------------ what this run started
-STARTED_VIRTLOGD=0
-STARTED_LIBVIRTD=0
-STARTED_NET=0
-DEFINED_NET=0
-STARTED_POOL=0
-DEFINED_POOL=0
+# What the runs started is recorded in $LV (tmpfs), shared by runs of other lanes that
+# overlap: the last run out stops it, none stops what it found running.
+LV=/run/bsdprocfs-libvirt
+LV_USER=0
 VM_DIR=""          # the Vagrant project dir whose machine is up
 DOMAIN=""          # its libvirt domain (vagrant-libvirt: <default_prefix>default)
 CHILD=""           # the vagrant command running now
@@ -134,42 +133,37 @@ cleanup() {
         fi
         DOMAIN=""
     fi
-    if [ "$STARTED_NET" = 1 ] || [ "$STARTED_LIBVIRTD" = 1 ]; then
-        if virsh -q net-info default 2>/dev/null | grep -Eq '^Active: +yes'; then
-            virsh -q net-destroy default >/dev/null && log "stopped libvirt network default"
-        fi
-        STARTED_NET=0
-    fi
-    if [ "$DEFINED_NET" = 1 ]; then
-        virsh -q net-undefine default >/dev/null 2>&1
-        DEFINED_NET=0
-    fi
-    if [ "$STARTED_POOL" = 1 ] || [ "$DEFINED_POOL" = 1 ]; then
-        virsh -q pool-destroy default >/dev/null 2>&1
-        [ "$DEFINED_POOL" = 1 ] && virsh -q pool-undefine default >/dev/null 2>&1
-        STARTED_POOL=0 DEFINED_POOL=0
-    fi
-    if [ "$STARTED_LIBVIRTD" = 1 ]; then
-        stop_pidfile libvirtd /run/libvirtd.pid
-        STARTED_LIBVIRTD=0
-    fi
-    if [ "$STARTED_VIRTLOGD" = 1 ]; then
-        stop_pidfile virtlogd /run/virtlogd.pid
-        STARTED_VIRTLOGD=0
-    fi
+    libvirt_down
 }
 trap cleanup EXIT
 trap 'log "interrupted: cleaning up"; cleanup; exit 130' INT TERM HUP
+# whoever read our output is gone: clean up silently
+trap 'exec >/dev/null 2>&1; cleanup; exit 141' PIPE
+
+started() { grep -qx "$1" "$LV/started" 2>/dev/null; }
+mark() { echo "$1" >>"$LV/started"; }
 
 libvirt_up() {   # start virtlogd, libvirtd, the default network and pool if needed
+    mkdir -p "$LV/users" || return 1
+    exec 8>"$LV/lock"
+    flock 8
+    : >"$LV/users/$$"
+    LV_USER=1
+    rc=0
+    libvirt_start || rc=1
+    flock -u 8
+    return "$rc"
+}
+
+libvirt_start() {
     if ! pid_alive /run/virtlogd.pid; then
         virtlogd -d || return 1
-        STARTED_VIRTLOGD=1
+        mark virtlogd
         log "started virtlogd"
     fi
     if ! pid_alive /run/libvirtd.pid; then
         libvirtd -d || return 1
-        STARTED_LIBVIRTD=1
+        mark libvirtd
         log "started libvirtd (no systemd needed)"
     fi
     i=0
@@ -180,22 +174,51 @@ libvirt_up() {   # start virtlogd, libvirtd, the default network and pool if nee
     if ! virsh -q net-info default >/dev/null 2>&1; then
         # libvirt's NAT network as Debian's package defines it
         virsh -q net-define /usr/share/libvirt/networks/default.xml >/dev/null || return 1
-        DEFINED_NET=1
+        mark netdef
     fi
     if ! virsh -q net-info default 2>/dev/null | grep -Eq '^Active: +yes'; then
         virsh -q net-start default >/dev/null || return 1
-        STARTED_NET=1
+        mark net
         log "started libvirt network default"
     fi
     if ! virsh -q pool-info default >/dev/null 2>&1; then
         mkdir -p /var/lib/libvirt/images
         virsh -q pool-define-as default dir --target /var/lib/libvirt/images >/dev/null || return 1
-        DEFINED_POOL=1
+        mark pooldef
     fi
     if ! virsh -q pool-info default 2>/dev/null | grep -Eq '^State: +running'; then
         virsh -q pool-start default >/dev/null || return 1
-        STARTED_POOL=1
+        mark pool
     fi
+}
+
+# shellcheck disable=SC2317  # reached through trap
+libvirt_down() {   # the last run out stops what the runs started
+    [ "$LV_USER" = 1 ] || return 0
+    flock 8
+    rm -f "$LV/users/$$"
+    LV_USER=0
+    for u in "$LV"/users/*; do
+        [ -e "$u" ] || continue
+        kill -0 "${u##*/}" 2>/dev/null || rm -f "$u"
+    done
+    if [ -n "$(ls "$LV/users")" ]; then
+        log "libvirt stays up for the other runs ($(cd "$LV/users" && echo *))"
+    else
+        # a libvirtd we started brought the network up by autostart: ours too
+        if started net || started libvirtd; then
+            if virsh -q net-info default 2>/dev/null | grep -Eq '^Active: +yes'; then
+                virsh -q net-destroy default >/dev/null && log "stopped libvirt network default"
+            fi
+        fi
+        started netdef && virsh -q net-undefine default >/dev/null 2>&1
+        if started pool || started pooldef; then virsh -q pool-destroy default >/dev/null 2>&1; fi
+        started pooldef && virsh -q pool-undefine default >/dev/null 2>&1
+        started libvirtd && stop_pidfile libvirtd /run/libvirtd.pid
+        started virtlogd && stop_pidfile virtlogd /run/virtlogd.pid
+        rm -f "$LV/started"
+    fi
+    flock -u 8
 }
 
 unavailable() {   # unavailable WHAT HINT
@@ -225,8 +248,8 @@ run_linux_vm() {
     out=$RESULTS/$lane
     mkdir -p "$out" "$CACHE" || return 1
     rm -f "$out"/*.xml "$out"/*.md "$out"/*.json "$out"/summary.txt "$out"/console.log
-    exec 9>"$CACHE/lock"
-    if ! flock -n 9; then log "waiting for another VM run (lock $CACHE/lock)"; flock 9; fi
+    exec 9>"$CACHE/lock-$lane"
+    if ! flock -n 9; then log "waiting for another $lane run (lock $CACHE/lock-$lane)"; flock 9; fi
 
     t0=$(now)
     py=3.11; [ "$RELEASE" = 13 ] && py=3.13

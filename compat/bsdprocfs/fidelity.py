@@ -103,14 +103,20 @@ FIDELITY: tuple[tuple[str, str, str, str], ...] = (
      "(T_BPTFLT 3, T_TRCTRAP 10), else 0; r_err 0; cs/ss are Linux's selectors. A process "
      "stopped by someone else's SIGSTOP is read through a transient PTRACE_SEIZE and left "
      "stopped; one traced by another debugger gives EBUSY (FreeBSD would read it)"),
-    ("fpregs", "struct fpreg", EXACT, "PTRACE_GETFPREGS: the FXSAVE image, byte-identical"),
+    ("fpregs", "struct fpreg", EXACT, "amd64: PTRACE_GETFPREGS, the FXSAVE image, "
+     "byte-identical; i386: the 32-bit GETFPREGS user_i387_struct is save87's env[7] + "
+     "acc[8] (fpr_ex_sw, fpr_pad 0); aarch64: GETREGSET NT_PRFPREG (v0-v31, fpsr, fpcr). "
+     "Known values at their offsets checked in Debian 12/13 VMs per architecture "
+     "(tests/test_regs_known.py)"),
     ("dbregs", "struct dbreg", EXACT, "DR0-DR7 via PEEKUSER at offsetof(struct user, "
      "u_debugreg); DR4/5 and DR8-15 read 0 and are not writable (EINVAL). Reads while "
      "running: traced by us -> interrupt, read, continue; untraced -> transient seize, "
      "interrupt, read, detach (the target pauses for microseconds; a system call it "
      "sleeps in is restarted); EBUSY if it cannot stop within 0.5 s. Like FreeBSD's, "
      "the registers stay armed after detach (measured): a hit then delivers SIGTRAP to "
-     "the untraced process"),
+     "the untraced process. aarch64: NT_ARM_HW_BREAK/WATCH; only the CPU's slots "
+     "(db_nbkpts, db_nwtpts) are written (Linux answers ENOSPC past them), a value in a "
+     "slot beyond them is EINVAL"),
     ("mem", "bytes", EXACT, "/proc/PID/mem at offset = address; EFAULT for unmapped, also "
      "when part of the range was transferred; offsets >= 2^63 EINVAL"),
     ("ctl", "attach", APPROX, "PTRACE_SEIZE + PTRACE_INTERRUPT instead of SIGSTOP: same "

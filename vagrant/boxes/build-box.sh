@@ -59,8 +59,6 @@ for t in mmdebstrap qemu-img mkfs.ext4 sfdisk sha256sum vagrant; do
 done
 
 PACKAGES=$(grep -v '^#' "$HERE/packages.txt" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
-# trixie splits systemd-networkd out of systemd
-[ "$RELEASE" = 13 ] && PACKAGES="$PACKAGES,systemd-networkd"
 [ "$ARCH" = arm64 ] && PACKAGES="$PACKAGES,busybox-static"
 [ "$ARCH" = arm64 ] || PACKAGES="$PACKAGES,initramfs-tools"
 PACKAGES="$PACKAGES,$KERNEL"
@@ -109,7 +107,12 @@ cleanup() {
     BINFMT_REGISTERED=0 BINFMT_MOUNTED=0
     [ -n "$MNT" ] && mountpoint -q "$MNT" && umount "$MNT"
     [ -n "$LOOP" ] && losetup -d "$LOOP"
-    [ -n "$WORK" ] && rm -rf "$WORK"
+    if [ -n "$WORK" ]; then
+        # an mmdebstrap killed mid-run may leave its chroot mounts: never delete through them
+        awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r |
+            while read -r m; do umount -l "$m"; done
+        rm -rf --one-file-system "$WORK"
+    fi
     LOOP="" MNT="" WORK=""
 }
 trap cleanup EXIT

@@ -327,14 +327,21 @@ def write_dbregs(pid: int, rs: RegSet, cur: RegSet) -> None:
     """POKEUSER only the registers that changed, addresses before DR7 (Linux validates a
     DR7 enable against the addresses). DR4/5 and 8-15 are reserved: changing them is EINVAL."""
     if rs.arch == "aarch64":
-        for note, kind, pre in ((NT_ARM_HW_BREAK, "db_breakregs", "dbr"),
-                                (NT_ARM_HW_WATCH, "db_watchregs", "dbw")):
-            raw = bytearray(8 + 16 * 16)
-            for i in range(16):
+        # Only the CPU's slots (db_nbkpts, db_nwtpts): Linux reserves a perf event for every
+        # slot written and answers ENOSPC past the last one; a value there is EINVAL.
+        for note, kind, pre, nfield in ((NT_ARM_HW_BREAK, "db_breakregs", "dbr", "db_nbkpts"),
+                                        (NT_ARM_HW_WATCH, "db_watchregs", "dbw", "db_nwtpts")):
+            n = min(16, cur.values[nfield])
+            if any(rs.values[f"{kind}[{i}].{pre}_{f}"] for i in range(n, 16)
+                   for f in ("addr", "ctrl")):
+                raise OSError(22, f"{kind}: this CPU has {n} slots")
+            raw = bytearray(8 + 16 * n)
+            for i in range(n):
                 off = 8 + 16 * i
                 raw[off:off + 8] = rs.values[f"{kind}[{i}].{pre}_addr"].to_bytes(8, "little")
                 raw[off + 8:off + 12] = rs.values[f"{kind}[{i}].{pre}_ctrl"].to_bytes(4, "little")
-            _setregset(pid, note, bytes(raw))
+            if n:
+                _setregset(pid, note, bytes(raw))
         return
     base = DEBUGREG_OFFSET[rs.arch]
     word = 8 if rs.arch == "amd64" else 4
