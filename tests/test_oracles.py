@@ -12,7 +12,7 @@ BSDPROCFS = [sys.executable, "-m", "bsdprocfs"]
 
 
 def ps_snapshot() -> dict[int, tuple[str, ...]]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,pgid=,sid=,tty=,euid="],
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,pgid=,sid=,tty=,euid=,ruid="],
                          capture_output=True, text=True, check=True).stdout
     snap = {}
     for line in out.splitlines():
@@ -50,16 +50,18 @@ def test_every_process_agrees_with_procps_ps():
         pid = int(f[1])
         if pid not in before or before.get(pid) != after.get(pid):
             continue                    # started, ended or changed between snapshots
-        ppid, pgid, sid, tty, euid = before[pid]
+        ppid, pgid, sid, tty, euid, ruid = before[pid]
         ours_ppid, ours_pgid, ours_sid = f[2].decode(), f[3].decode(), f[4].decode()
         ours_tty = f[5].decode()
-        ours_euid = f[-3].decode()
+        # ... wchan euid ruid rgid[,groups] jail: the ids counted from the end
+        ours_euid, ours_ruid = f[-4].decode(), f[-3].decode()
         assert ours_ppid == ppid, (pid, line)
         assert ours_pgid == pgid, (pid, line)
         expected_sid = sid if (sid == "0" or int(sid) == pid or leader_alive(int(sid))) else "0"
         assert ours_sid == expected_sid, (pid, line)
         assert ours_tty == ("-" if tty == "?" else tty), (pid, line)
         assert ours_euid == euid, (pid, line)
+        assert ours_ruid == ruid, (pid, line)
         compared += 1
     assert compared >= 5, "too few processes compared"
 
