@@ -41,7 +41,7 @@ def test_catalogue_covers_the_package():
               "profiles", "linuxparse.py", "linuxfacts.c", "fuse", "ctl", "debug"):
         assert cats[c] >= 1, f"no mutant of category {c}"
     text = " ".join(m.desc + m.orig for m in catalogue.MUTANTS if m.category == "ctl")
-    for word in ("attach", "detach", "step", "run", "wait", "usr1"):
+    for word in ("attach", "detach", "step", "run", "wait", "urg"):
         assert word in text, f"no mutant of the ctl word {word}"
     assert sum(m.target == "fuse" for m in catalogue.MUTANTS) >= 3
 

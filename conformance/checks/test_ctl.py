@@ -281,7 +281,7 @@ def test_ctl_signal_without_debug_rights(target, prof, pool, observer):
         assert res[0] == {"ok": 4}, res
         assert wait_for(lambda: signal.SIGUSR1 in s.cmd("sigs"), 5), "SIGUSR1 delivered"
         assert res[1] == {"errno": errno.EPERM}, "attach still needs p_candebug"
-        # not stopped (it may still be running its answer to "sigs")
+        # it has just answered "sigs": back in its read(2) a moment later, not stopped
         assert wait_for(lambda: host_state(s.pid) == "S", 5), "attach changed nothing"
     finally:
         s.kill()
