@@ -81,6 +81,19 @@ def _line(f, limit: float = 30.0) -> list[str]:
     return str(f.readline()).split()
 
 
+def _user_script() -> tuple[str, str, str]:
+    """USER in a directory nobody may write but everyone can read (the users run it),
+    and the interpreter to run it with."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="bsdprocfs-starve-")
+    os.chmod(d, 0o755)
+    script = os.path.join(d, "user.py")
+    with open(script, "w") as f:
+        f.write(USER)
+    os.chmod(script, 0o644)
+    return d, script, shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+
+
 def _read_ms(path: str) -> float:
     t0 = time.perf_counter()
     fd = os.open(path, os.O_RDONLY)
@@ -94,14 +107,7 @@ def _read_ms(path: str) -> float:
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                     reason="needs root and setpriv to act as nobody")
 def test_blocked_waits_of_one_user_do_not_starve_root():
-    import tempfile
-    d = tempfile.mkdtemp(prefix="bsdprocfs-starve-")
-    os.chmod(d, 0o755)
-    script = os.path.join(d, "user.py")
-    with open(script, "w") as f:
-        f.write(USER)
-    os.chmod(script, 0o644)
-    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    d, script, python = _user_script()
     with mounted() as m:
         u = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
                               "--clear-groups", python, script, m.path, str(N)],
@@ -137,14 +143,7 @@ def test_blocked_waits_of_one_user_do_not_starve_root():
 def test_the_bound_holds_across_a_users_credential_sets():
     """nobody with two group lists is served by two workers (ptrace/boundary.py); the
     per-uid bound counts both: 32 waits from each, and the 65th is EAGAIN at once."""
-    import tempfile
-    d = tempfile.mkdtemp(prefix="bsdprocfs-starve-")
-    os.chmod(d, 0o755)
-    script = os.path.join(d, "user.py")
-    with open(script, "w") as f:
-        f.write(USER)
-    os.chmod(script, 0o644)
-    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    d, script, python = _user_script()
     users: list[subprocess.Popen[str]] = []
     with mounted() as m:
         try:

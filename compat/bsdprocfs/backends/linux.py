@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import elf
-from ..errors import EACCES, EIO, ENOENT, EPERM, ESRCH, fail
+from ..errors import EACCES, EIO, ENOENT, EPERM, fail
 from ..profiles import RLIMIT_IDENTS
 from ..records import (
     RLIM_INFINITY,
@@ -428,7 +428,7 @@ class LinuxBackend:
         except PermissionError:
             raise fail(EPERM, p.pid, "map", f"{name} not readable") from None
         except ProcessLookupError:
-            raise fail(ESRCH, p.pid, "map", "process exited") from None
+            raise fail(EIO, p.pid, "map", "process exited") from None
 
     def map(self, p: LinuxProc, fast: bool = False) -> MapRecord:
         if p.ident.system:
